@@ -1,0 +1,481 @@
+/**
+ * The VS Code side: wires the plain modules (client, request, debounce, status, server)
+ * to an inline completion provider, a status bar item, commands and settings.
+ */
+import { randomUUID } from 'node:crypto';
+import * as vscode from 'vscode';
+import { abortSignalFrom } from './cancellation';
+import { HeliosClient, HeliosError } from './client';
+import { HeliosConfig, readConfig } from './config';
+import { Debouncer } from './debounce';
+import { SERVER_LANGUAGES } from './languages';
+import { buildCompletionRequest } from './request';
+import { describeExit, launchFor, ServerProcess, waitUntilReady } from './server';
+import { INITIAL_STATUS, pollDelayMs, reduceStatus, StatusEvent, StatusState, viewStatus } from './status';
+
+export const COMMANDS = {
+  restartServer: 'helios.restartServer',
+  showStatus: 'helios.showStatus',
+  toggleCompletions: 'helios.toggleCompletions',
+  startServer: 'helios.startServer',
+  showLog: 'helios.showLog',
+} as const;
+
+const CLIENT_ID_KEY = 'helios.clientId';
+const NOT_RUNNING = 'Helios server not running';
+const START_ACTION = 'Start Server';
+const LOG_ACTION = 'Show Log';
+const SETTINGS_ACTION = 'Settings';
+/** How long a started server may take to load its model before we give up waiting. */
+const START_TIMEOUT_MS = 120_000;
+
+/** What `activate` returns: for other extensions and for tests. */
+export interface HeliosApi {
+  readonly status: StatusState;
+  readonly clientId: string;
+  /** The server process this extension started, if any. */
+  readonly serverPid: number | undefined;
+  /** Ask /health (and /status) now and update the status bar. */
+  refresh(): Promise<StatusState>;
+  /** Resolves when a server start begun by this extension has finished (ready or not). */
+  whenStarted(): Promise<void>;
+}
+
+let instance: Helios | undefined;
+
+export function activate(context: vscode.ExtensionContext): HeliosApi {
+  instance = new Helios(context);
+  context.subscriptions.push(instance);
+  instance.start();
+  return instance.api;
+}
+
+export async function deactivate(): Promise<void> {
+  const helios = instance;
+  instance = undefined;
+  await helios?.shutdown();
+}
+
+class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
+  private config: HeliosConfig;
+  private client: HeliosClient;
+  private state: StatusState = INITIAL_STATUS;
+  private readonly clientId: string;
+  private readonly statusItem: vscode.StatusBarItem;
+  private readonly log: vscode.OutputChannel;
+  private readonly debouncer = new Debouncer();
+  private readonly disposables: vscode.Disposable[] = [];
+  private server: ServerProcess | undefined;
+  private starting: Promise<void> | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private notifiedNotRunning = false;
+  private autoStartTried = false;
+  private disposed = false;
+
+  constructor(private readonly context: vscode.ExtensionContext) {
+    this.config = readConfig(vscode.workspace.getConfiguration('helios'));
+    this.clientId = this.loadClientId();
+    this.client = this.makeClient();
+    this.log = vscode.window.createOutputChannel('Helios');
+    this.statusItem = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 100);
+    this.statusItem.name = 'Helios';
+    this.statusItem.command = COMMANDS.showStatus;
+    this.disposables.push(this.log, this.statusItem);
+  }
+
+  readonly api: HeliosApi = {
+    get status() {
+      return self().state;
+    },
+    get clientId() {
+      return self().clientId;
+    },
+    get serverPid() {
+      const server = self().server;
+      return server?.running ? server.pid : undefined;
+    },
+    refresh: () => this.refresh(),
+    whenStarted: async () => {
+      await this.starting;
+    },
+  };
+
+  start(): void {
+    this.render();
+    this.statusItem.show();
+    const selector: vscode.DocumentSelector = [
+      { scheme: 'file' },
+      { scheme: 'untitled' },
+      { scheme: 'vscode-notebook-cell' },
+    ];
+    this.disposables.push(
+      vscode.languages.registerInlineCompletionItemProvider(selector, this),
+      vscode.commands.registerCommand(COMMANDS.restartServer, () => this.restartServer()),
+      vscode.commands.registerCommand(COMMANDS.showStatus, () => this.showStatus()),
+      vscode.commands.registerCommand(COMMANDS.toggleCompletions, () => this.toggleCompletions()),
+      vscode.commands.registerCommand(COMMANDS.startServer, () => this.startServer(true)),
+      vscode.commands.registerCommand(COMMANDS.showLog, () => this.log.show(true)),
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('helios')) this.onConfigChanged();
+      }),
+    );
+    void this.refresh().then(() => this.maybeAutoStart());
+  }
+
+  // ---- completions -------------------------------------------------------------------
+
+  async provideInlineCompletionItems(
+    document: vscode.TextDocument,
+    position: vscode.Position,
+    context: vscode.InlineCompletionContext,
+    token: vscode.CancellationToken,
+  ): Promise<vscode.InlineCompletionItem[] | undefined> {
+    const config = this.config;
+    if (!config.enable || !config.enabledLanguages.includes(document.languageId)) {
+      return undefined;
+    }
+    if (this.client.backoffRemainingMs() > 0) {
+      return undefined; // the status bar already says rate-limited
+    }
+    // An explicit trigger (Alt+\) asks at once; typing waits for a pause.
+    const debounceMs = context.triggerKind === vscode.InlineCompletionTriggerKind.Invoke ? 0 : config.debounceMs;
+    if (!(await this.debouncer.wait(debounceMs, token))) {
+      return undefined;
+    }
+    const request = buildCompletionRequest(document, position, {
+      maxTokens: config.maxTokens,
+      temperature: config.temperature,
+      relativePath: document.uri.scheme === 'file' ? vscode.workspace.asRelativePath(document.uri, false) : undefined,
+    });
+    if (!request) {
+      return undefined;
+    }
+    const abort = abortSignalFrom(token);
+    const client = this.client;
+    try {
+      const response = await client.complete(request, abort.signal);
+      if (client === this.client) this.dispatch({ type: 'completed' });
+      if (token.isCancellationRequested || response.suggestion.length === 0) {
+        return undefined; // superseded on the server, or by a newer keystroke here
+      }
+      const item = new vscode.InlineCompletionItem(response.suggestion, new vscode.Range(position, position));
+      return [item];
+    } catch (err) {
+      if (client === this.client) this.onRequestError(err);
+      return undefined;
+    } finally {
+      abort.dispose();
+    }
+  }
+
+  /** Errors while typing go to the status bar and the log, never to a modal. */
+  private onRequestError(err: unknown): void {
+    if (!(err instanceof HeliosError)) {
+      this.logLine(`completion failed: ${String(err)}`);
+      return;
+    }
+    if (err.kind !== 'aborted' && err.kind !== 'backoff') {
+      this.logLine(`completion: ${err.kind}${err.details.errorCode ? ` ${err.details.errorCode}` : ''}: ${err.message}`);
+    }
+    this.dispatch({
+      type: 'failed',
+      kind: err.kind,
+      message: err.message,
+      now: Date.now(),
+      retryAfterMs: err.details.retryAfterMs,
+    });
+  }
+
+  // ---- status ------------------------------------------------------------------------
+
+  private dispatch(event: StatusEvent): void {
+    if (this.disposed) return;
+    const before = this.state;
+    this.state = reduceStatus(before, event);
+    this.render();
+    if (this.state.kind !== before.kind) {
+      this.logLine(`status: ${before.kind} -> ${this.state.kind}${this.state.message ? ` (${this.state.message})` : ''}`);
+      this.schedulePoll();
+      if (this.state.kind === 'unreachable') this.notifyNotRunning();
+      if (this.state.kind === 'ready' && !this.state.model) void this.fetchModelName();
+    }
+  }
+
+  private render(): void {
+    const view = viewStatus(this.state, this.config.enable, this.config.serverUrl, Date.now());
+    this.statusItem.text = view.text;
+    this.statusItem.tooltip = view.tooltip;
+    this.statusItem.backgroundColor = view.warning ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
+    clearTimeout(this.tickTimer);
+    if (this.state.kind === 'rate_limited') {
+      // Count down, and go back to ready when the Retry-After window closes.
+      this.tickTimer = setTimeout(() => this.dispatch({ type: 'tick', now: Date.now() }), 1000);
+    }
+  }
+
+  private schedulePoll(delayMs = pollDelayMs(this.state)): void {
+    clearTimeout(this.pollTimer);
+    if (this.disposed) return;
+    this.pollTimer = setTimeout(() => void this.refresh(), delayMs);
+  }
+
+  /** GET /health, and /status when the model name is not known yet. */
+  async refresh(): Promise<StatusState> {
+    const client = this.client;
+    try {
+      const health = await client.health();
+      if (client !== this.client) return this.state;
+      this.dispatch({ type: 'health', ok: health.ok, status: health.body.status, version: health.body.server_version });
+      if (health.ok && !this.state.model) await this.fetchModelName();
+    } catch (err) {
+      if (client !== this.client) return this.state;
+      if (err instanceof HeliosError) {
+        this.dispatch({ type: 'failed', kind: err.kind, message: err.message, now: Date.now() });
+      } else {
+        this.logLine(`health check failed: ${String(err)}`);
+      }
+    }
+    this.schedulePoll();
+    return this.state;
+  }
+
+  private async fetchModelName(): Promise<void> {
+    try {
+      const status = await this.client.status();
+      this.dispatch({ type: 'model', name: status.model_name });
+    } catch {
+      // the next poll tries again; /health alone still says ready
+    }
+  }
+
+  private notifyNotRunning(): void {
+    if (this.notifiedNotRunning || this.starting) return;
+    if (this.config.autoStart && !this.autoStartTried) return; // about to start it ourselves
+    this.notifiedNotRunning = true;
+    void vscode.window
+      .showWarningMessage(`${NOT_RUNNING} at ${this.config.serverUrl}.`, START_ACTION, SETTINGS_ACTION)
+      .then((choice) => {
+        if (choice === START_ACTION) void this.startServer(true);
+        if (choice === SETTINGS_ACTION) void vscode.commands.executeCommand('workbench.action.openSettings', 'helios');
+      });
+  }
+
+  // ---- the server process ------------------------------------------------------------
+
+  private async maybeAutoStart(): Promise<void> {
+    if (this.disposed || !this.config.autoStart || this.autoStartTried) return;
+    if (this.state.kind !== 'unreachable') return;
+    this.autoStartTried = true;
+    await this.startServer(false);
+  }
+
+  /**
+   * Starts `helios serve` for the configured URL and shows progress until /health is 200.
+   * `userAsked` decides whether problems are told in a notification.
+   */
+  startServer(userAsked: boolean): Promise<void> {
+    if (this.starting) return this.starting;
+    this.starting = this.runServer(userAsked).finally(() => {
+      this.starting = undefined;
+    });
+    return this.starting;
+  }
+
+  private async runServer(userAsked: boolean): Promise<void> {
+    const launch = launchFor(this.config.serverCommand, this.config.serverUrl);
+    if (typeof launch === 'string') {
+      this.logLine(`cannot start the server: ${launch}`);
+      this.dispatch({ type: 'start_failed', message: launch });
+      if (userAsked) void vscode.window.showWarningMessage(`Helios: cannot start the server: ${launch}`);
+      return;
+    }
+    // Something may already answer (another window started it, or it was just slow).
+    await this.refresh();
+    if (this.state.kind === 'ready' || this.state.kind === 'loading') {
+      if (userAsked) void vscode.window.showInformationMessage(`Helios server is already running at ${this.config.serverUrl}.`);
+      return;
+    }
+    if (this.server?.running) {
+      await this.server.stop();
+    }
+    const server = new ServerProcess(launch, (line) => this.logLine(`[server] ${line}`));
+    this.server = server;
+    this.dispatch({ type: 'starting' });
+    server.start();
+    void server.exited.then((exit) => {
+      if (this.server === server && !this.disposed) {
+        this.server = undefined;
+        this.dispatch({ type: 'process_exited', message: describeExit(exit) });
+      }
+    });
+    const client = this.client;
+    const result = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: 'Helios' },
+      (progress) => {
+        progress.report({ message: 'starting the server…' });
+        return waitUntilReady(client, {
+          timeoutMs: START_TIMEOUT_MS,
+          intervalMs: 300,
+          exited: server.exited,
+          onProgress: (answer) => {
+            if (answer instanceof HeliosError) return; // not listening yet
+            this.dispatch({ type: 'health', ok: answer.ok, status: answer.body.status, version: answer.body.server_version });
+            progress.report({ message: answer.ok ? 'ready' : 'loading the model…' });
+          },
+        });
+      },
+    );
+    switch (result.outcome) {
+      case 'ready':
+        this.logLine(`server ready at ${server.announcedUrl ?? this.config.serverUrl}`);
+        await this.refresh();
+        return;
+      case 'exited': {
+        const message = describeExit(result.exit);
+        this.dispatch({ type: 'process_exited', message });
+        void vscode.window.showWarningMessage(`Helios: ${message}.`, LOG_ACTION).then((choice) => {
+          if (choice === LOG_ACTION) this.log.show(true);
+        });
+        return;
+      }
+      case 'timeout':
+      case 'cancelled':
+        this.logLine('the server did not become ready in time');
+        void vscode.window.showWarningMessage('Helios: the server did not become ready in time.', LOG_ACTION).then((choice) => {
+          if (choice === LOG_ACTION) this.log.show(true);
+        });
+        await this.refresh();
+        return;
+    }
+  }
+
+  // ---- commands ----------------------------------------------------------------------
+
+  private async restartServer(): Promise<void> {
+    try {
+      const answer = await this.client.restart();
+      this.logLine(`restart: ${answer.message ?? 'initiated'}`);
+      void vscode.window.showInformationMessage(`Helios: ${answer.message ?? 'server restart initiated'}.`);
+      this.dispatch({ type: 'health', ok: false, status: 'loading' });
+      this.schedulePoll(300);
+    } catch (err) {
+      if (err instanceof HeliosError && err.kind === 'unreachable' && typeof launchFor(this.config.serverCommand, this.config.serverUrl) !== 'string') {
+        await this.startServer(true);
+        return;
+      }
+      const message = err instanceof Error ? err.message : String(err);
+      this.logLine(`restart failed: ${message}`);
+      void vscode.window.showWarningMessage(`Helios: restart failed: ${message}`);
+    }
+  }
+
+  private async showStatus(): Promise<void> {
+    await this.refresh();
+    let detail = '';
+    try {
+      const status = await this.client.status();
+      const parts = [
+        status.model_name && `model ${status.model_name}`,
+        this.state.version && `version ${this.state.version}`,
+        typeof status.uptime === 'number' && `up ${formatDuration(status.uptime)}`,
+      ].filter(Boolean);
+      detail = parts.join(' · ');
+    } catch {
+      // unreachable or loading: the state line says so
+    }
+    const view = viewStatus(this.state, this.config.enable, this.config.serverUrl, Date.now());
+    type Item = vscode.QuickPickItem & { run?: () => unknown };
+    const items: Item[] = [
+      { label: view.text, description: this.config.serverUrl, detail: detail || view.tooltip.split('\n')[0] },
+    ];
+    const canLaunch = typeof launchFor(this.config.serverCommand, this.config.serverUrl) !== 'string';
+    if ((this.state.kind === 'unreachable' || this.state.kind === 'error') && canLaunch) {
+      items.push({ label: '$(play) Start Server', run: () => this.startServer(true) });
+    }
+    if (this.state.kind !== 'unreachable') {
+      items.push({ label: '$(debug-restart) Restart Server', run: () => this.restartServer() });
+    }
+    items.push(
+      {
+        label: this.config.enable ? '$(circle-slash) Turn Completions Off' : '$(check) Turn Completions On',
+        run: () => this.toggleCompletions(),
+      },
+      { label: '$(output) Show Log', run: () => this.log.show(true) },
+      { label: '$(gear) Settings', run: () => vscode.commands.executeCommand('workbench.action.openSettings', 'helios') },
+    );
+    const choice = await vscode.window.showQuickPick(items, { title: 'Helios', placeHolder: view.tooltip.split('\n')[0] });
+    await choice?.run?.();
+  }
+
+  private async toggleCompletions(): Promise<void> {
+    const enable = !this.config.enable;
+    await vscode.workspace.getConfiguration('helios').update('enable', enable, vscode.ConfigurationTarget.Global);
+    this.onConfigChanged();
+  }
+
+  // ---- plumbing ----------------------------------------------------------------------
+
+  private onConfigChanged(): void {
+    const before = this.config;
+    this.config = readConfig(vscode.workspace.getConfiguration('helios'));
+    if (before.serverUrl !== this.config.serverUrl) {
+      this.client = this.makeClient();
+      this.state = INITIAL_STATUS;
+      this.notifiedNotRunning = false;
+      this.autoStartTried = false;
+    }
+    if (before.autoStart !== this.config.autoStart) this.autoStartTried = false;
+    this.render();
+    if (before.serverUrl !== this.config.serverUrl || (this.config.autoStart && !before.autoStart)) {
+      void this.refresh().then(() => this.maybeAutoStart());
+    }
+  }
+
+  private makeClient(): HeliosClient {
+    return new HeliosClient({ baseUrl: this.config.serverUrl, clientId: this.clientId });
+  }
+
+  private loadClientId(): string {
+    const stored = this.context.globalState.get<string>(CLIENT_ID_KEY);
+    if (stored) return stored;
+    const id = `vscode-${randomUUID()}`;
+    void this.context.globalState.update(CLIENT_ID_KEY, id);
+    return id;
+  }
+
+  private logLine(line: string): void {
+    if (!this.disposed) this.log.appendLine(`${new Date().toISOString()} ${line}`);
+  }
+
+  async shutdown(): Promise<void> {
+    const server = this.server;
+    this.dispose();
+    if (server?.running) await server.stop();
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    clearTimeout(this.pollTimer);
+    clearTimeout(this.tickTimer);
+    this.debouncer.dispose();
+    // A server we started dies with us even if deactivate is not awaited.
+    if (this.server?.running) void this.server.stop();
+    for (const d of this.disposables.splice(0)) d.dispose();
+  }
+}
+
+function self(): Helios {
+  if (!instance) throw new Error('Helios is not active');
+  return instance;
+}
+
+function formatDuration(seconds: number): string {
+  if (seconds < 60) return `${Math.round(seconds)} s`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+/** The documented languages, for the default of `helios.enabledLanguages`. */
+export const DEFAULT_LANGUAGES = [...SERVER_LANGUAGES];

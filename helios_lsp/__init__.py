@@ -1,0 +1,3 @@
+"""Helios: local code completion over LSP and HTTP from one llama.cpp model."""
+
+__version__ = "0.1.0"

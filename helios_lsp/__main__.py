@@ -1,0 +1,3 @@
+from helios_lsp.cli import main
+
+raise SystemExit(main())

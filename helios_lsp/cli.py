@@ -1,0 +1,169 @@
+"""The `helios` command: serve, lsp, complete, models."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from helios_lsp import __version__
+from helios_lsp.settings import Settings, describe_error
+
+log = logging.getLogger("helios")
+
+
+def setup_logging(debug: bool) -> None:
+    """Logs go to stderr only: in `helios lsp`, stdout belongs to JSON-RPC."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    # pygls logs every message body at INFO; aiohttp's access log is noise here.
+    for noisy in ("pygls", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", help="a .gguf path or an Ollama name (env HELIOS_MODEL)")
+    common.add_argument("--debug", action="store_true", default=None,
+                        help="verbose logs (env HELIOS_DEBUG)")
+    common.add_argument("--threads", dest="n_threads", type=int, help="CPU threads (all cores)")
+    common.add_argument("--ctx", dest="n_ctx", type=int, help="context size in tokens")
+
+    parser = argparse.ArgumentParser(prog="helios", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"helios {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    net = argparse.ArgumentParser(add_help=False)
+    net.add_argument("--host", help="address to bind (env HELIOS_HOST, default 127.0.0.1)")
+    net.add_argument("--port", type=int, help="HTTP port (env HELIOS_PORT, default 8000)")
+    net.add_argument("--allow-remote", action="store_true", default=None,
+                     help="allow binding a non-loopback address")
+
+    sub.add_parser("serve", parents=[common, net], help="run the REST API")
+    lsp = sub.add_parser("lsp", parents=[common, net],
+                         help="run the language server on stdio, with the HTTP sidecar")
+    lsp.add_argument("--no-http", action="store_true", help="do not start the HTTP sidecar")
+    complete = sub.add_parser("complete", parents=[common],
+                              help="print one completion for FILE:LINE:COL (1-based)")
+    complete.add_argument("location", help="FILE:LINE:COL, 1-based like compiler messages")
+    complete.add_argument("--max-tokens", type=int, default=None)
+    complete.add_argument("--temperature", type=float, default=None)
+    complete.add_argument("--stats", action="store_true",
+                          help="also print timing and token counts to stderr")
+    sub.add_parser("models", parents=[common], help="show what HELIOS_MODEL resolves to and why")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        key: getattr(args, key, None)
+        for key in ("model", "debug", "n_threads", "n_ctx", "host", "port", "allow_remote")
+    }
+    return Settings.from_env(**overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ValidationError as exc:
+        print(f"helios: invalid setting: {describe_error(exc)}", file=sys.stderr)
+        return 2
+    setup_logging(settings.debug)
+
+    if args.command == "serve":
+        from http_api.serve import serve
+
+        return serve(settings)
+    if args.command == "lsp":
+        from helios_lsp.lsp.main import run
+
+        return run(settings, http=not args.no_http)
+    if args.command == "models":
+        return _models(settings)
+    return _complete(settings, args)
+
+
+def _models(settings: Settings) -> int:
+    from helios_lsp.engine import ModelError, resolve_model
+    from helios_lsp.engine.model_source import embedded_model_path, ollama_store
+
+    print(f"HELIOS_MODEL: {settings.model if settings.model_is_explicit else '(not set)'}")
+    print(f"Ollama store: {ollama_store()}")
+    embedded = embedded_model_path()
+    print(f"Embedded model: {embedded if embedded else 'not installed'}")
+    try:
+        resolved = resolve_model(settings.model)
+    except ModelError as exc:
+        print(f"Resolves to: nothing: {exc}")
+        return 1
+    info = resolved.info
+    print(f"Resolves to: {resolved.name} [{resolved.source}]")
+    print(f"  file: {resolved.path}")
+    print(f"  why: {resolved.reason}")
+    print(f"  architecture: {info.architecture or 'unknown'}, GGUF v{info.version}, "
+          f"{info.n_tensors} tensors, {info.file_size / 1e6:.0f} MB, "
+          f"trained context {info.context_length or 'unknown'}")
+    return 0
+
+
+def _parse_location(location: str) -> tuple[Path, int, int]:
+    path, line, col = location.rsplit(":", 2)
+    line_no, col_no = int(line), int(col)
+    if line_no < 1 or col_no < 1:
+        raise ValueError("LINE and COL are 1-based")
+    return Path(path), line_no, col_no
+
+
+def _complete(settings: Settings, args: argparse.Namespace) -> int:
+    from helios_lsp.engine import CompletionInput, Engine, EngineError
+
+    try:
+        path, line_no, col_no = _parse_location(args.location)
+    except ValueError:
+        print("helios complete: expected FILE:LINE:COL with 1-based numbers", file=sys.stderr)
+        return 2
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"helios complete: cannot read {path}: {exc.__class__.__name__}", file=sys.stderr)
+        return 2
+    lines = text.split("\n")
+    if line_no > len(lines):
+        print(f"helios complete: {path} has {len(lines)} lines", file=sys.stderr)
+        return 2
+    offset = sum(len(ln) + 1 for ln in lines[: line_no - 1]) + min(col_no - 1,
+                                                                   len(lines[line_no - 1]))
+    inp = CompletionInput(
+        prefix=text[:offset], suffix=text[offset:], filename=path.name,
+        max_tokens=args.max_tokens or settings.max_tokens,
+        temperature=settings.temperature if args.temperature is None else args.temperature,
+    )
+
+    async def run() -> int:
+        engine = Engine(settings)
+        try:
+            await engine.load()
+            out = await engine.complete(inp)
+        except EngineError as exc:
+            print(f"helios complete: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await engine.close()
+        print(out.text)
+        if args.stats:
+            print(f"confidence {out.confidence:.3f}, {out.seconds:.3f} s, prompt "
+                  f"{out.prompt_tokens} tokens ({out.evaluated_tokens} evaluated, "
+                  f"{out.reused_tokens} reused), {out.generated_tokens} generated, "
+                  f"stop: {out.stop_reason}", file=sys.stderr)
+        return 0
+
+    return asyncio.run(run())

@@ -1,0 +1,35 @@
+"""The completion engine: model, prompt, decoding and cleaning. LSP and HTTP adapt it."""
+
+from helios_lsp.engine.core import Engine, EngineStats
+from helios_lsp.engine.errors import (
+    CompletionFailedError,
+    EngineError,
+    InvalidModelFileError,
+    JobCancelledError,
+    ModelError,
+    ModelNotFoundError,
+    ModelNotLoadedError,
+)
+from helios_lsp.engine.languages import SUPPORTED_EXTENSIONS, SUPPORTED_IDS, detect
+from helios_lsp.engine.model_source import ResolvedModel, resolve_model
+from helios_lsp.engine.types import CompletionInput, CompletionOutput, EngineState
+
+__all__ = [
+    "SUPPORTED_EXTENSIONS",
+    "SUPPORTED_IDS",
+    "CompletionFailedError",
+    "CompletionInput",
+    "CompletionOutput",
+    "Engine",
+    "EngineError",
+    "EngineState",
+    "EngineStats",
+    "InvalidModelFileError",
+    "JobCancelledError",
+    "ModelError",
+    "ModelNotFoundError",
+    "ModelNotLoadedError",
+    "ResolvedModel",
+    "detect",
+    "resolve_model",
+]

@@ -1,0 +1,364 @@
+"""The engine: one model, one worker thread that owns it, jobs that callers await.
+
+Every caller (HTTP, LSP, CLI) goes through `Engine.complete`, which never blocks the
+event loop. Jobs run one at a time in submission order:
+- a cancelled job that is still queued never runs; a running one stops at its next
+  prompt chunk or token;
+- a newer job for the same (client, document) supersedes the older one;
+- loading and reloading are jobs too, so they never overlap a generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from helios_lsp.engine.errors import (
+    EngineError,
+    InvalidModelFileError,
+    JobCancelledError,
+    ModelError,
+    ModelNotFoundError,
+    ModelNotLoadedError,
+)
+from helios_lsp.engine.languages import detect
+from helios_lsp.engine.model import LoadedModel
+from helios_lsp.engine.model_source import ResolvedModel, resolve_model
+from helios_lsp.engine.postprocess import Cleaner, analyse
+from helios_lsp.engine.prompt import PromptBuilder
+from helios_lsp.engine.typeahead import TypeAhead
+from helios_lsp.engine.types import CompletionInput, CompletionOutput, EngineState
+from helios_lsp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineStats:
+    requests: int = 0
+    completed: int = 0
+    cancelled: int = 0  # stopped while running, by the caller
+    dropped: int = 0  # cancelled or superseded before they ran
+    superseded: int = 0  # of which superseded by a newer job (running or queued)
+    failed: int = 0
+    typeahead_hits: int = 0
+    prompt_tokens_evaluated: int = 0
+    prompt_tokens_reused: int = 0
+    generated_tokens: int = 0
+    loads: int = 0
+
+
+class _Job:
+    __slots__ = ("cancel_reason", "fn", "future", "key", "loop", "started")
+
+    def __init__(self, fn: Callable[[_Job], Any], loop: asyncio.AbstractEventLoop,
+                 key: tuple[str, str] | None = None):
+        self.fn = fn
+        self.loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+        # A cancelled caller no longer awaits the outcome: mark it retrieved so asyncio
+        # does not warn about an exception nobody read.
+        self.future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self.key = key
+        self.cancel_reason: str | None = None  # set from the loop, read by the worker
+        self.started = False
+
+    def cancel(self, reason: str) -> None:
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+
+    def is_cancelled(self) -> bool:
+        return self.cancel_reason is not None
+
+    def settle(self, result: Any = None, error: BaseException | None = None) -> None:
+        """Called from the worker thread: hand the outcome to the awaiting task."""
+        def deliver() -> None:
+            if self.future.done():
+                return
+            if error is not None:
+                self.future.set_exception(error)
+            else:
+                self.future.set_result(result)
+        # A closed loop means nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(deliver)
+
+
+def _public_reason(exc: BaseException) -> str:
+    """Why a load failed, in words that carry no path or environment value."""
+    if isinstance(exc, ModelNotFoundError):
+        return "the configured model was not found (see the server log)"
+    if isinstance(exc, InvalidModelFileError):
+        return "the model file is not a valid GGUF model (see the server log)"
+    if isinstance(exc, ModelError):
+        return "llama.cpp could not load the model (see the server log)"
+    return "the model could not be loaded (see the server log)"
+
+
+def geometric_mean(probs: list[float]) -> float:
+    if not probs:
+        return 0.0
+    return math.exp(sum(math.log(max(p, 1e-12)) for p in probs) / len(probs))
+
+class Engine:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.state = EngineState.NOT_LOADED
+        self.resolved: ResolvedModel | None = None
+        self.load_error: str | None = None  # full reason, for logs and the local user
+        self.load_error_public: str | None = None  # without paths, for HTTP clients
+        self.stats = EngineStats()
+        self.last_job: dict[str, Any] = {}
+        self._model: LoadedModel | None = None
+        self._builder: PromptBuilder | None = None
+        self._queue: collections.deque[_Job | None] = collections.deque()
+        self._wakeup = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._latest: dict[tuple[str, str], _Job] = {}
+        self._loading: asyncio.Future[None] | None = None
+        self._typeahead = TypeAhead()
+        self._listeners: list[Callable[[EngineState], None]] = []
+
+    # --- state ----------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.state is EngineState.READY
+
+    @property
+    def model_name(self) -> str | None:
+        return self.resolved.name if self.resolved is not None else None
+
+    @property
+    def has_fim(self) -> bool:
+        return self._model is not None and self._model.fim is not None
+
+    def add_listener(self, callback: Callable[[EngineState], None]) -> None:
+        """`callback(state)` runs on the event loop after every state change."""
+        self._listeners.append(callback)
+
+    def _set_state(self, state: EngineState) -> None:
+        self.state = state
+        for callback in list(self._listeners):
+            try:
+                callback(state)
+            except Exception:  # a listener must not break the engine
+                log.exception("engine state listener failed")
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters and facts for /status and helios.status."""
+        model = self._model
+        return {
+            "state": self.state.value,
+            "model_name": self.model_name,
+            "model_source": self.resolved.source if self.resolved else None,
+            "fim": model.fim.family if model is not None and model.fim else None,
+            "n_ctx": model.n_ctx if model is not None else None,
+            "n_threads": self.settings.n_threads,
+            "queued": sum(1 for job in self._queue if job is not None),
+            "load_error": self.load_error_public,
+            "stats": asdict(self.stats),
+            "last_job": dict(self.last_job),
+        }
+
+    # --- worker thread ----------------------------------------------------------
+
+    def _ensure_worker(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="helios-engine", daemon=True)
+            self._thread.start()
+
+    def _submit(self, job: _Job) -> None:
+        self._ensure_worker()
+        with self._wakeup:
+            self._queue.append(job)
+            self._wakeup.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._wakeup:
+                while not self._queue:
+                    self._wakeup.wait()
+                job = self._queue.popleft()
+            if job is None:
+                return
+            if job.is_cancelled():
+                self.stats.dropped += 1
+                job.settle(error=JobCancelledError(job.cancel_reason or "cancelled"))
+                continue
+            job.started = True
+            try:
+                result = job.fn(job)
+            except BaseException as exc:  # delivered to the awaiting task, never lost
+                if isinstance(exc, JobCancelledError):
+                    exc = JobCancelledError(job.cancel_reason or exc.reason)
+                job.settle(error=exc)
+            else:
+                job.settle(result=result)
+
+    async def _run(self, fn: Callable[[_Job], Any], key: tuple[str, str] | None = None) -> Any:
+        job = _Job(fn, asyncio.get_running_loop(), key)
+        if key is not None:
+            older = self._latest.get(key)
+            if older is not None and not older.future.done():
+                older.cancel("superseded")
+                self.stats.superseded += 1
+            self._latest[key] = job
+        self._submit(job)
+        try:
+            return await asyncio.shield(job.future)
+        except asyncio.CancelledError:
+            job.cancel("cancelled")
+            raise
+        finally:
+            if key is not None and self._latest.get(key) is job:
+                del self._latest[key]
+
+    # --- loading --------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Resolve and load the model (or reload it). Concurrent calls join one load.
+
+        Raises ModelError when it fails; the engine then stays in FAILED."""
+        if self._loading is not None and not self._loading.done():
+            return await asyncio.shield(self._loading)
+        self._loading = asyncio.get_running_loop().create_future()
+        loading = self._loading
+        self._typeahead.clear()
+        self._set_state(EngineState.LOADING)
+        started = time.monotonic()
+        try:
+            self.resolved = await self._run(self._load_in_worker)
+        except BaseException as exc:
+            self.load_error = str(exc) if isinstance(exc, EngineError) else "unexpected error"
+            self.load_error_public = _public_reason(exc)
+            log.error("model load failed: %s", self.load_error)
+            self._set_state(EngineState.FAILED)
+            loading.set_exception(exc if isinstance(exc, ModelError) else ModelError(str(exc)))
+            loading.exception()  # joined callers re-raise; nobody else must warn about it
+            raise
+        self.load_error = self.load_error_public = None
+        self.stats.loads += 1
+        self._set_state(EngineState.READY)
+        log.info("model %s ready in %.1f s (%s)", self.model_name, time.monotonic() - started,
+                 self.resolved.reason if self.resolved else "")
+        loading.set_result(None)
+
+    def _load_in_worker(self, job: _Job) -> ResolvedModel:
+        if self._model is not None:  # free the old weights before mapping new ones
+            self._model.close()
+            self._model = self._builder = None
+        resolved = resolve_model(self.settings.model)
+        model = LoadedModel(resolved, self.settings)
+        self._model = model
+        self._builder = PromptBuilder(
+            model.encode, n_ctx=model.n_ctx, bos=model.bos, fim=model.fim,
+            prefix_lines=self.settings.prefix_lines, suffix_lines=self.settings.suffix_lines,
+        )
+        return resolved
+
+    # --- completion -----------------------------------------------------------
+
+    async def complete(self, inp: CompletionInput, *, client_id: str | None = None,
+                       document: str | None = None) -> CompletionOutput:
+        """Complete at the cursor. `client_id` + `document` enable supersession.
+
+        Raises ModelNotLoadedError, JobCancelledError, CompletionFailedError."""
+        if not self.ready:
+            raise ModelNotLoadedError(f"the model is {self.state.value.replace('_', ' ')}")
+        self.stats.requests += 1
+        started = time.perf_counter()
+        cache_key = (client_id or "", document or inp.filename)
+        if self.settings.typeahead:
+            hit = self._typeahead.lookup(cache_key, inp)
+            if hit is not None:
+                self.stats.typeahead_hits += 1
+                self.stats.completed += 1
+                return CompletionOutput(hit[0], hit[1], stop_reason="typeahead",
+                                        from_typeahead=True,
+                                        seconds=time.perf_counter() - started)
+        key = (client_id, document) if client_id is not None and document is not None else None
+        try:
+            out: CompletionOutput = await self._run(lambda job: self._complete_in_worker(job, inp),
+                                                    key)
+        except JobCancelledError as exc:
+            if exc.reason == "cancelled":
+                self.stats.cancelled += 1
+            raise
+        except EngineError:
+            self.stats.failed += 1
+            raise
+        # Counters are only touched on the event loop, never from the worker.
+        self.stats.completed += 1
+        self.stats.prompt_tokens_evaluated += out.evaluated_tokens
+        self.stats.prompt_tokens_reused += out.reused_tokens
+        self.stats.generated_tokens += out.generated_tokens
+        self.last_job = {
+            "prompt_tokens": out.prompt_tokens, "evaluated_tokens": out.evaluated_tokens,
+            "reused_tokens": out.reused_tokens, "generated_tokens": out.generated_tokens,
+            "stop_reason": out.stop_reason, "seconds": round(out.seconds, 4),
+        }
+        self._typeahead.remember(cache_key, inp, out.text, out.confidence)
+        return out
+
+    def _complete_in_worker(self, job: _Job, inp: CompletionInput) -> CompletionOutput:
+        model, builder = self._model, self._builder
+        if model is None or builder is None:
+            raise ModelNotLoadedError("the model is not loaded")
+        started = time.perf_counter()
+        lang = detect(inp.language, inp.filename)
+        max_tokens = min(inp.max_tokens, max(1, model.n_ctx // 2))
+        prompt = builder.build(inp.prefix, inp.suffix, lang, inp.filename, max_tokens)
+        cleaner = Cleaner(analyse(inp.prefix, inp.suffix, lang))
+        decoded = model.decode(
+            prompt.tokens, max_tokens=max_tokens, temperature=inp.temperature,
+            time_budget=self.settings.time_budget, cancelled=job.is_cancelled,
+            should_stop=lambda text: cleaner.cut(text) is not None,
+        )
+        text, cut_reason = cleaner.finish(decoded.text())
+        confidence = geometric_mean(decoded.probs_for(len(text))) if text else 0.0
+        out = CompletionOutput(
+            text=text,
+            confidence=round(min(1.0, max(0.0, confidence)), 4),
+            prompt_tokens=len(prompt.tokens),
+            evaluated_tokens=decoded.evaluated,
+            reused_tokens=decoded.reused,
+            generated_tokens=len(decoded.tokens),
+            stop_reason=cut_reason or decoded.stop_reason,
+            seconds=time.perf_counter() - started,
+        )
+        return out
+
+    def cancel(self, client_id: str, document: str) -> bool:
+        """Cancel the job in flight for (client, document), if any."""
+        job = self._latest.get((client_id, document))
+        if job is None or job.future.done():
+            return False
+        job.cancel("cancelled")
+        return True
+
+    # --- shutdown -------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Let the running job end, drop queued ones, free the model."""
+        self._set_state(EngineState.CLOSED)
+        with self._wakeup:
+            for job in self._queue:
+                if job is not None:
+                    job.cancel("cancelled")
+            self._queue.append(None)
+            self._wakeup.notify()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+        if self._model is not None:
+            self._model.close()
+            self._model = self._builder = None

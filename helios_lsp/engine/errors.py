@@ -1,0 +1,41 @@
+"""Errors the engine raises; adapters map them to HTTP codes or LSP results.
+
+Messages are written for users: they never carry file paths or tracebacks unless
+the class says so (`ModelNotFoundError.tried` is for the local CLI and logs only).
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class for everything the engine raises on purpose."""
+
+
+class ModelError(EngineError):
+    """The model could not be found or loaded."""
+
+
+class ModelNotFoundError(ModelError):
+    def __init__(self, message: str, tried: list[str]):
+        super().__init__(message)
+        self.tried = tried
+
+
+class InvalidModelFileError(ModelError):
+    """The file exists but is not a usable GGUF (checked before llama.cpp sees it)."""
+
+
+class ModelNotLoadedError(EngineError):
+    """A completion was asked for while the model is loading, reloading or failed."""
+
+
+class JobCancelledError(EngineError):
+    """The job was cancelled by its caller or superseded by a newer one."""
+
+    def __init__(self, reason: str = "cancelled"):
+        super().__init__(f"completion {reason}")
+        self.reason = reason
+
+
+class CompletionFailedError(EngineError):
+    """Generation itself failed (llama.cpp returned an error)."""

@@ -1,0 +1,284 @@
+"""The loaded llama.cpp model and the decoding loop that runs on it.
+
+Only the engine's worker thread calls into this module once the model is loaded:
+`Llama` is not thread-safe.
+
+We decode with our own loop rather than `Llama.generate` because we need, per job:
+the probability of each produced token (for `confidence`, without `logits_all`),
+a cancellation check between prompt chunks and after each token, and the count of
+prompt tokens evaluated vs reused from the KV cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from helios_lsp.engine.errors import CompletionFailedError, JobCancelledError, ModelError
+from helios_lsp.engine.fim import FimTokens, detect_fim
+from helios_lsp.engine.model_source import ResolvedModel
+from helios_lsp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_TOP_K = 40
+_TOP_P = 0.95
+
+
+@dataclass
+class Decoded:
+    """What one decoding run produced, before cleaning."""
+
+    tokens: list[int] = field(default_factory=list)
+    pieces: list[bytes] = field(default_factory=list)
+    probs: list[float] = field(default_factory=list)  # model probability of each produced token
+    stop_reason: str = ""
+    evaluated: int = 0
+    reused: int = 0
+
+    healed: bytes = b""  # prompt text taken back for token healing; generation re-creates it
+
+    def probs_for(self, kept_chars: int) -> list[float]:
+        """Probabilities of the tokens that produced the first `kept_chars` visible chars."""
+        probs, produced = [], b""
+        for piece, prob in zip(self.pieces, self.probs, strict=True):
+            visible = produced[len(self.healed):].decode("utf-8", errors="replace")
+            if len(visible) >= kept_chars:
+                break
+            produced += piece
+            if len(produced) > len(self.healed):
+                probs.append(prob)
+        return probs
+
+    def text(self) -> str:
+        """The generated text after the cursor (the re-created healed part removed)."""
+        produced = b"".join(self.pieces)
+        if len(produced) < len(self.healed):
+            return ""
+        return produced[len(self.healed):].decode("utf-8", errors="replace")
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr(enabled: bool):
+    """llama.cpp prints load chatter straight to fd 2; hide it unless debugging."""
+    if not enabled:
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class LoadedModel:
+    def __init__(self, resolved: ResolvedModel, settings: Settings):
+        import llama_cpp  # imported here: loading the native library takes a moment
+
+        self._llama_cpp = llama_cpp
+        self.resolved = resolved
+        n_ctx = settings.n_ctx
+        trained = resolved.info.context_length
+        if trained:
+            n_ctx = min(n_ctx, trained)
+        try:
+            with _quiet_native_stderr(not settings.debug):
+                self.llm = llama_cpp.Llama(
+                    model_path=str(resolved.path),
+                    n_ctx=n_ctx,
+                    n_batch=min(settings.n_batch, n_ctx),
+                    n_threads=settings.n_threads,
+                    n_threads_batch=settings.n_threads,
+                    seed=settings.seed,
+                    verbose=settings.debug,
+                )
+        except (ValueError, RuntimeError, OSError) as exc:
+            # llama-cpp-python raises ValueError("Failed to load model from file: <path>").
+            raise ModelError("llama.cpp could not load the model file "
+                             f"(architecture {resolved.info.architecture or 'unknown'})") from exc
+        self.n_ctx = self.llm.n_ctx()
+        self.n_vocab = self.llm.n_vocab()
+        self.eval_chunk = settings.eval_chunk
+        self._vocab = llama_cpp.llama_model_get_vocab(self.llm._model.model)
+        self._pieces: dict[int, bytes] = {}
+        # Every token's bytes, for token healing; built at load (~0.3 s per 50k tokens) so
+        # no request pays for it.
+        self._piece_table = np.array([self.piece(t) for t in range(self.n_vocab)], dtype=object)
+        self._by_piece: dict[bytes, list[int]] = {}
+        for token, piece in enumerate(self._piece_table):
+            if piece:
+                self._by_piece.setdefault(piece, []).append(token)
+        self._rng = np.random.default_rng(settings.seed)
+        self.bos: int | None = None
+        if self.llm.metadata.get("tokenizer.ggml.add_bos_token", "true") != "false":
+            bos = self.llm.token_bos()
+            self.bos = bos if bos >= 0 else None
+        self.fim: FimTokens | None = detect_fim(
+            self.llm.metadata, self.single_token, self.token_text
+        )
+        self.stop_tokens = frozenset(self.fim.stop if self.fim else ())
+
+    # --- vocabulary -----------------------------------------------------------
+
+    def encode(self, text: str) -> list[int]:
+        """Plain text to tokens: no BOS, special-token text stays text."""
+        if not text:
+            return []
+        return self.llm.tokenize(text.encode("utf-8", errors="replace"), add_bos=False,
+                                 special=False)
+
+    def single_token(self, text: str) -> int | None:
+        ids = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        return ids[0] if len(ids) == 1 else None
+
+    def token_text(self, token: int) -> str:
+        if not 0 <= token < self.n_vocab:
+            return ""
+        return self._llama_cpp.llama_vocab_get_text(self._vocab, token).decode("utf-8", "replace")
+
+    def piece(self, token: int) -> bytes:
+        cached = self._pieces.get(token)
+        if cached is None:
+            buf = ctypes.create_string_buffer(256)
+            n = self._llama_cpp.llama_token_to_piece(self._vocab, token, buf, 256, 0, False)
+            cached = buf.raw[: max(n, 0)]
+            self._pieces[token] = cached
+        return cached
+
+    def _healing_mask(self, pending: bytes) -> np.ndarray:
+        """Token ids whose text agrees with `pending`, the healed bytes not yet re-created:
+        tokens starting with it, and tokens that are a prefix of it."""
+        starts = np.fromiter((p.startswith(pending) for p in self._piece_table), dtype=bool,
+                             count=self.n_vocab)
+        for k in range(1, len(pending)):
+            for token in self._by_piece.get(pending[:k], ()):
+                starts[token] = True
+        return starts
+
+    def _heal_point(self, prompt: list[int]) -> bytes:
+        """The bytes of the prompt's last token when generation should re-create it.
+
+        A prompt ending mid-token ("\n    " before `return`, " fo" before `foo`) is
+        tokenized unlike anything seen in training; backing off that token and letting
+        the model re-create it ("token healing") gives natural continuations."""
+        if len(prompt) < 2:
+            return b""
+        last = prompt[-1]
+        if self._llama_cpp.llama_vocab_is_control(self._vocab, last) or last == self.bos:
+            return b""
+        if self.fim is not None and last in (self.fim.prefix, self.fim.suffix, self.fim.middle):
+            return b""
+        return self.piece(last)
+
+    def is_end(self, token: int) -> bool:
+        return token in self.stop_tokens or bool(self._llama_cpp.llama_vocab_is_eog(self._vocab,
+                                                                                     token))
+
+    # --- decoding -------------------------------------------------------------
+
+    def _last_logits(self) -> np.ndarray:
+        ptr = self._llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def _eval_prompt(self, prompt: list[int], cancelled: Callable[[], bool]) -> tuple[int, int]:
+        """Bring the KV cache to `prompt`, reusing the longest common prefix."""
+        llm = self.llm
+        cached = llm.input_ids[: llm.n_tokens]
+        limit = min(len(cached), len(prompt))
+        mismatch = np.nonzero(cached[:limit] != np.asarray(prompt[:limit], dtype=cached.dtype))[0]
+        reuse = int(mismatch[0]) if mismatch.size else limit
+        # The logits of the last prompt token are needed: re-run it if all is cached.
+        reuse = min(reuse, len(prompt) - 1)
+        llm.n_tokens = reuse
+        todo = prompt[reuse:]
+        for i in range(0, len(todo), self.eval_chunk):
+            if cancelled():
+                raise JobCancelledError("cancelled")
+            llm.eval(todo[i : i + self.eval_chunk])
+        return len(todo), reuse
+
+    def _pick(self, logits: np.ndarray, temperature: float,
+              allowed: np.ndarray | None = None) -> tuple[int, float]:
+        """Sample a token (among `allowed` if given); return it with the probability the
+        model gave it over the whole vocabulary at temperature 1."""
+        peak_all = float(logits.max())
+        z = float(np.exp(logits.astype(np.float64) - peak_all).sum())
+        candidates = logits if allowed is None else np.where(allowed, logits, -np.inf)
+        k = min(_TOP_K, int(np.count_nonzero(np.isfinite(candidates))) or 1)
+        top = np.argpartition(candidates, -k)[-k:]
+        top_logits = candidates[top].astype(np.float64)
+        if temperature <= 1e-3:
+            choice = int(np.argmax(top_logits))
+        else:
+            scaled = np.exp((top_logits - top_logits.max()) / temperature)
+            order = np.argsort(-scaled)
+            p = scaled[order] / scaled.sum()
+            keep = int(np.searchsorted(np.cumsum(p), _TOP_P)) + 1
+            p = p[:keep] / p[:keep].sum()
+            choice = int(order[int(self._rng.choice(keep, p=p))])
+        return int(top[choice]), float(np.exp(top_logits[choice] - peak_all) / z)
+
+    def decode(
+        self,
+        prompt: list[int],
+        *,
+        max_tokens: int,
+        temperature: float,
+        time_budget: float,
+        cancelled: Callable[[], bool],
+        should_stop: Callable[[str], bool],
+    ) -> Decoded:
+        """Evaluate `prompt`, then generate until an end token, `max_tokens`, `time_budget`
+        seconds of generation, or `should_stop(text so far)`.
+
+        Raises JobCancelledError as soon as `cancelled()` turns true."""
+        if len(prompt) + max_tokens > self.n_ctx:
+            raise CompletionFailedError("the prompt does not fit in the model's context")
+        out = Decoded(healed=self._heal_point(prompt))
+        if out.healed:
+            prompt = prompt[:-1]
+        try:
+            out.evaluated, out.reused = self._eval_prompt(prompt, cancelled)
+            # The budget covers generation only: a cold prompt must not eat it.
+            deadline = time.monotonic() + time_budget
+            produced = b""
+            for _ in range(max_tokens + (1 if out.healed else 0)):
+                allowed = None
+                if len(produced) < len(out.healed):
+                    allowed = self._healing_mask(out.healed[len(produced):])
+                token, prob = self._pick(self._last_logits(), temperature, allowed)
+                if self.is_end(token):
+                    out.stop_reason = "eog"
+                    return out
+                out.tokens.append(token)
+                out.pieces.append(self.piece(token))
+                produced += out.pieces[-1]
+                out.probs.append(prob)
+                if should_stop(out.text()):
+                    out.stop_reason = "cut"
+                    return out
+                if cancelled():
+                    raise JobCancelledError("cancelled")
+                if time.monotonic() > deadline:
+                    out.stop_reason = "time_budget"
+                    return out
+                self.llm.eval([token])
+            out.stop_reason = "max_tokens"
+            return out
+        except RuntimeError as exc:  # llama_decode failures surface as RuntimeError
+            self.llm.n_tokens = 0  # the KV cache state is unknown now: start afresh
+            raise CompletionFailedError("the model failed while generating") from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.llm.close()

@@ -1,0 +1,162 @@
+"""Where a suggestion stops and what is cut from it.
+
+The same rules run twice: on every generated token (`Cleaner.cut`, so generation
+stops as soon as the answer is known) and once at the end (`Cleaner.finish`).
+
+- cursor inside a line (text after it) -> one line;
+- cursor after a line that opens a block -> several lines, until a line is indented
+  below the block, the code after the cursor repeats, or lines start repeating;
+- otherwise -> the rest of the current line;
+- text that repeats what follows the cursor is dropped; whitespace becomes "".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from helios_lsp.engine.languages import Language
+
+LINE, BLOCK = "line", "block"
+_PAIRS = {")": "(", "]": "[", "}": "{"}
+_OPENERS = "([{"
+_QUOTES = "\"'`"
+
+
+def indent_width(line: str) -> int:
+    stripped = line.lstrip(" \t")
+    return len(line[: len(line) - len(stripped)].expandtabs(4))
+
+
+@dataclass(frozen=True)
+class CursorContext:
+    mode: str  # LINE or BLOCK
+    line_prefix: str  # current line up to the cursor
+    line_suffix: str  # current line after the cursor
+    prev_line: str  # nearest non-blank line above the current one
+    next_lines: tuple[str, ...] = field(default=())  # non-blank lines after the current one
+    block_indent: int = 0  # BLOCK: every new non-blank line must be indented at least this much
+
+
+def analyse(prefix: str, suffix: str, lang: Language, max_next_lines: int = 8) -> CursorContext:
+    """Decide single- or multi-line from the text around the cursor."""
+    above, _, line_prefix = prefix.rpartition("\n")
+    line_suffix, _, below = suffix.partition("\n")
+    prev_line = next((ln for ln in reversed(above.split("\n")) if ln.strip()), "")
+    next_lines = tuple(ln for ln in below.split("\n")[: max_next_lines * 4] if ln.strip())
+    next_lines = next_lines[:max_next_lines]
+
+    def opens_block(line: str) -> bool:
+        return bool(line.strip()) and line.rstrip().endswith(lang.block_openers)
+
+    mode, block_indent = LINE, 0
+    if not line_suffix.strip():
+        if not line_prefix.strip() and opens_block(prev_line):
+            # On a blank line below `def f():` / `{`: a block body.
+            mode = BLOCK
+            block_indent = max(indent_width(line_prefix), indent_width(prev_line) + 1)
+        elif opens_block(line_prefix):
+            # At the end of the line that opens the block: the body comes after a newline.
+            mode = BLOCK
+            block_indent = indent_width(line_prefix) + 1
+    return CursorContext(mode, line_prefix, line_suffix, prev_line, next_lines, block_indent)
+
+
+def _imbalance(text: str) -> int:
+    """How far brackets and quotes in `text` are from balanced (a rough count)."""
+    stack: list[str] = []
+    unmatched = 0
+    for ch in text:
+        if ch in _OPENERS:
+            stack.append(ch)
+        elif ch in _PAIRS:
+            if stack and stack[-1] == _PAIRS[ch]:
+                stack.pop()
+            else:
+                unmatched += 1
+    return unmatched + len(stack) + sum(text.count(q) % 2 for q in _QUOTES)
+
+
+class Cleaner:
+    def __init__(self, ctx: CursorContext):
+        self.ctx = ctx
+
+    def cut(self, text: str, final: bool = False) -> tuple[int, str] | None:
+        """Where generation must end in `text`, and why; None to keep going."""
+        ctx = self.ctx
+        if ctx.mode == LINE:
+            nl = text.find("\n")
+            return (nl, "line") if nl >= 0 else None
+
+        lines = text.split("\n")
+        # lines[0] continues the cursor's line; judge the lines that follow it.
+        offset = len(lines[0]) + 1
+        blank_run = 0
+        previous = ctx.line_prefix + lines[0]
+        next_line = ctx.next_lines[0].strip() if ctx.next_lines else ""
+        for i, line in enumerate(lines[1:], start=1):
+            complete = final or i < len(lines) - 1
+            start = offset - 1  # cut before the newline that opens this line
+            offset += len(line) + 1
+            if not line.strip():
+                blank_run += 1
+                if complete and blank_run >= 2:
+                    return start, "blank_lines"
+                continue
+            blank_run = 0
+            if indent_width(line) < ctx.block_indent:
+                return start, "block"
+            if not complete:
+                return None
+            if next_line and line.strip() == next_line:
+                return start, "repeats_suffix"
+            if line.strip() == previous.strip():
+                return start, "repeated_line"
+            previous = line
+        return None
+
+    def finish(self, raw: str) -> tuple[str, str]:
+        """The clean suggestion from everything generated, and why it ended where it does."""
+        ctx = self.ctx
+        reason = ""
+        stop = self.cut(raw, final=True)
+        text = raw
+        if stop is not None:
+            text, reason = raw[: stop[0]], stop[1]
+        text = text.rstrip()
+        if ctx.mode == BLOCK:
+            text = text.rstrip("\n")
+
+        line_suffix = ctx.line_suffix.strip()
+        if ctx.mode == LINE and line_suffix:
+            if line_suffix.startswith(text.strip()):
+                return "", "repeats_suffix"
+            text = self._drop_suffix_overlap(text)
+
+        if ctx.mode == LINE:
+            typed = (ctx.line_prefix + text).strip()
+            if typed and typed == ctx.prev_line.strip() and text.strip():
+                return "", "repeats_previous_line"
+        elif ctx.next_lines and text.strip():
+            # The whole block is already there below the cursor.
+            following = "\n".join(ln.strip() for ln in ctx.next_lines)
+            if following.startswith("\n".join(ln.strip() for ln in text.strip().split("\n"))):
+                return "", "repeats_suffix"
+
+        if not text.strip():
+            return "", reason or "empty"
+        return text, reason
+
+    def _drop_suffix_overlap(self, text: str) -> str:
+        """Remove an ending of `text` that the rest of the line already has, e.g. `x)` + `)`.
+
+        Only when that makes the line more balanced: `foo()` before `)` keeps its `)`.
+        """
+        ctx = self.ctx
+        suffix = ctx.line_suffix.lstrip()
+        whole = _imbalance(ctx.line_prefix + text + ctx.line_suffix)
+        for k in range(min(len(suffix), len(text)), 0, -1):
+            if text.endswith(suffix[:k]):
+                candidate = text[:-k]
+                if _imbalance(ctx.line_prefix + candidate + ctx.line_suffix) < whole:
+                    return candidate.rstrip()
+        return text

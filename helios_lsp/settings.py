@@ -1,0 +1,92 @@
+"""One typed settings object for the whole process.
+
+Values come from `HELIOS_*` environment variables, then command-line flags override
+them. Every field has a finite bound: settings reach native code (thread counts,
+context sizes), so nothing unchecked gets through.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_MODEL_NAME = "codellama:7b-code"
+ENV_PREFIX = "HELIOS_"
+
+
+def _cores() -> int:
+    # llama-cpp-python defaults to half the cores; a completion server wants them all.
+    return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # --- documented environment variables ---
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    # None means "not set by the user": the default name is tried, then the embedded model.
+    model: str | None = None
+    debug: bool = False
+
+    # --- engine ---
+    n_ctx: int = Field(4096, ge=256, le=131072, description="context window in tokens")
+    n_threads: int = Field(default_factory=_cores, ge=1, le=512)
+    n_batch: int = Field(512, ge=16, le=8192, description="tokens per decode call")
+    # Prompt evaluation is split into chunks this big so a cancelled job stops soon.
+    eval_chunk: int = Field(128, ge=8, le=8192)
+    prefix_lines: int = Field(256, ge=1, le=100_000)
+    suffix_lines: int = Field(64, ge=0, le=100_000)
+    time_budget: float = Field(3.0, gt=0, le=600, description="seconds of generation per job")
+    typeahead: bool = True
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+    # --- request defaults and bounds (the REST API documents these) ---
+    max_tokens: int = Field(100, ge=1, le=2048)
+    max_tokens_limit: int = Field(1024, ge=1, le=8192)
+    temperature: float = Field(0.1, ge=0.0, le=1.0)
+
+    # --- HTTP limits ---
+    allow_remote: bool = False
+    rate_limit: float = Field(10.0, gt=0, le=10_000, description="requests per second per client")
+    rate_burst: int = Field(20, ge=1, le=100_000)
+    max_in_flight: int = Field(5, ge=1, le=1000)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+
+    @property
+    def model_spec(self) -> str:
+        return self.model or DEFAULT_MODEL_NAME
+
+    @property
+    def model_is_explicit(self) -> bool:
+        return self.model is not None
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Build settings from `HELIOS_<FIELD>` variables, then apply non-None overrides."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with `changes` applied and validated."""
+        return type(self).model_validate({**self.model_dump(), **changes})
+
+
+def describe_error(err: ValidationError) -> str:
+    """One line per bad setting, naming the environment variable, without echoing values."""
+    lines = []
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "settings"
+        lines.append(f"{ENV_PREFIX}{field.upper()}: {e['msg']}")
+    return "; ".join(lines)
