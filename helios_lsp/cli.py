@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import logging
 import sys
 from pathlib import Path
@@ -58,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     complete.add_argument("--temperature", type=float, default=None)
     complete.add_argument("--stats", action="store_true",
                           help="also print timing and token counts to stderr")
+    complete.add_argument("--json", action="store_true",
+                          help="print the result and its counters as one JSON object")
     sub.add_parser("models", parents=[common], help="show what HELIOS_MODEL resolves to and why")
     return parser
 
@@ -158,6 +162,9 @@ def _complete(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         finally:
             await engine.close()
+        if args.json:
+            print(json.dumps(dataclasses.asdict(out)))
+            return 0
         print(out.text)
         if args.stats:
             print(f"confidence {out.confidence:.3f}, {out.seconds:.3f} s, prompt "

@@ -45,9 +45,9 @@ log = logging.getLogger(__name__)
 class EngineStats:
     requests: int = 0
     completed: int = 0
-    cancelled: int = 0  # stopped while running, by the caller
-    dropped: int = 0  # cancelled or superseded before they ran
-    superseded: int = 0  # of which superseded by a newer job (running or queued)
+    cancelled: int = 0  # stopped while running (cancelled by their caller or superseded)
+    dropped: int = 0  # cancelled or superseded before they reached the model
+    superseded: int = 0  # replaced by a newer job for the same document (queued or running)
     failed: int = 0
     typeahead_hits: int = 0
     prompt_tokens_evaluated: int = 0
@@ -126,6 +126,7 @@ class Engine:
         self._loading: asyncio.Future[None] | None = None
         self._typeahead = TypeAhead()
         self._listeners: list[Callable[[EngineState], None]] = []
+        self._busy = False  # the worker is inside a job
 
     # --- state ----------------------------------------------------------------
 
@@ -164,6 +165,7 @@ class Engine:
             "n_ctx": model.n_ctx if model is not None else None,
             "n_threads": self.settings.n_threads,
             "queued": sum(1 for job in self._queue if job is not None),
+            "busy": self._busy,
             "load_error": self.load_error_public,
             "stats": asdict(self.stats),
             "last_job": dict(self.last_job),
@@ -191,21 +193,26 @@ class Engine:
             if job is None:
                 return
             if job.is_cancelled():
-                self.stats.dropped += 1
                 job.settle(error=JobCancelledError(job.cancel_reason or "cancelled"))
                 continue
             job.started = True
+            self._busy = True
             try:
                 result = job.fn(job)
             except BaseException as exc:  # delivered to the awaiting task, never lost
-                if isinstance(exc, JobCancelledError):
-                    exc = JobCancelledError(job.cancel_reason or exc.reason)
+                if isinstance(exc, JobCancelledError) and job.cancel_reason:
+                    exc.reason = job.cancel_reason
                 job.settle(error=exc)
             else:
                 job.settle(result=result)
+            finally:
+                self._busy = False
 
-    async def _run(self, fn: Callable[[_Job], Any], key: tuple[str, str] | None = None) -> Any:
+    async def _run(self, fn: Callable[[_Job], Any], key: tuple[str, str] | None = None,
+                   on_done: Callable[[asyncio.Future[Any]], None] | None = None) -> Any:
         job = _Job(fn, asyncio.get_running_loop(), key)
+        if on_done is not None:  # runs even when the caller has stopped waiting
+            job.future.add_done_callback(on_done)
         if key is not None:
             older = self._latest.get(key)
             if older is not None and not older.future.done():
@@ -262,6 +269,7 @@ class Engine:
         self._builder = PromptBuilder(
             model.encode, n_ctx=model.n_ctx, bos=model.bos, fim=model.fim,
             prefix_lines=self.settings.prefix_lines, suffix_lines=self.settings.suffix_lines,
+            encode_continuation=model.encode_continuation,
         )
         return resolved
 
@@ -286,17 +294,27 @@ class Engine:
                                         from_typeahead=True,
                                         seconds=time.perf_counter() - started)
         key = (client_id, document) if client_id is not None and document is not None else None
-        try:
-            out: CompletionOutput = await self._run(lambda job: self._complete_in_worker(job, inp),
-                                                    key)
-        except JobCancelledError as exc:
-            if exc.reason == "cancelled":
+        out: CompletionOutput = await self._run(
+            lambda job: self._complete_in_worker(job, inp), key, on_done=self._account
+        )
+        self._typeahead.remember(cache_key, inp, out.text, out.confidence)
+        return out
+
+    def _account(self, future: asyncio.Future[Any]) -> None:
+        """Count a finished completion job (on the loop, never from the worker)."""
+        exc = future.exception() if not future.cancelled() else None
+        if isinstance(exc, JobCancelledError):
+            if exc.evaluated == 0 and exc.generated == 0:
+                self.stats.dropped += 1  # it never reached the model
+            else:
                 self.stats.cancelled += 1
-            raise
-        except EngineError:
+            self.stats.prompt_tokens_evaluated += exc.evaluated
+            self.stats.generated_tokens += exc.generated
+            return
+        if exc is not None or future.cancelled():
             self.stats.failed += 1
-            raise
-        # Counters are only touched on the event loop, never from the worker.
+            return
+        out: CompletionOutput = future.result()
         self.stats.completed += 1
         self.stats.prompt_tokens_evaluated += out.evaluated_tokens
         self.stats.prompt_tokens_reused += out.reused_tokens
@@ -306,8 +324,6 @@ class Engine:
             "reused_tokens": out.reused_tokens, "generated_tokens": out.generated_tokens,
             "stop_reason": out.stop_reason, "seconds": round(out.seconds, 4),
         }
-        self._typeahead.remember(cache_key, inp, out.text, out.confidence)
-        return out
 
     def _complete_in_worker(self, job: _Job, inp: CompletionInput) -> CompletionOutput:
         model, builder = self._model, self._builder

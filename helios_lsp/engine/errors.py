@@ -35,6 +35,9 @@ class JobCancelledError(EngineError):
     def __init__(self, reason: str = "cancelled"):
         super().__init__(f"completion {reason}")
         self.reason = reason
+        # Work the job had done when it stopped (0 when it never ran).
+        self.evaluated = 0
+        self.generated = 0
 
 
 class CompletionFailedError(EngineError):

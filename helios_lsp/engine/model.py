@@ -123,6 +123,10 @@ class LoadedModel:
         if self.llm.metadata.get("tokenizer.ggml.add_bos_token", "true") != "false":
             bos = self.llm.token_bos()
             self.bos = bos if bos >= 0 else None
+        self._space_prefix = (
+            self.llm.metadata.get("tokenizer.ggml.model") == "llama"
+            and self.llm.metadata.get("tokenizer.ggml.add_space_prefix", "true") != "false"
+        )
         self.fim: FimTokens | None = detect_fim(
             self.llm.metadata, self.single_token, self.token_text
         )
@@ -136,6 +140,20 @@ class LoadedModel:
             return []
         return self.llm.tokenize(text.encode("utf-8", errors="replace"), add_bos=False,
                                  special=False)
+
+    def encode_continuation(self, text: str) -> list[int]:
+        """Tokens for text that continues earlier text (the cursor's line after FIM-middle).
+
+        SentencePiece tokenizers put a space before the start of every tokenized text;
+        mid-prompt that space is wrong. Tokenize behind a sentinel byte and drop it."""
+        if not self._space_prefix or not text:
+            return self.encode(text)
+        tokens = self.llm.tokenize(b"\x01" + text.encode("utf-8", errors="replace"),
+                                   add_bos=False, special=False)
+        for i, token in enumerate(tokens[:3]):
+            if self.piece(token) == b"\x01":
+                return tokens[i + 1:]
+        return self.encode(text)
 
     def single_token(self, text: str) -> int | None:
         ids = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
@@ -190,7 +208,8 @@ class LoadedModel:
         ptr = self._llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
-    def _eval_prompt(self, prompt: list[int], cancelled: Callable[[], bool]) -> tuple[int, int]:
+    def _eval_prompt(self, prompt: list[int], out: Decoded,
+                     cancelled: Callable[[], bool]) -> None:
         """Bring the KV cache to `prompt`, reusing the longest common prefix."""
         llm = self.llm
         cached = llm.input_ids[: llm.n_tokens]
@@ -198,14 +217,15 @@ class LoadedModel:
         mismatch = np.nonzero(cached[:limit] != np.asarray(prompt[:limit], dtype=cached.dtype))[0]
         reuse = int(mismatch[0]) if mismatch.size else limit
         # The logits of the last prompt token are needed: re-run it if all is cached.
-        reuse = min(reuse, len(prompt) - 1)
+        out.reused = reuse = min(reuse, len(prompt) - 1)
         llm.n_tokens = reuse
         todo = prompt[reuse:]
         for i in range(0, len(todo), self.eval_chunk):
             if cancelled():
                 raise JobCancelledError("cancelled")
-            llm.eval(todo[i : i + self.eval_chunk])
-        return len(todo), reuse
+            chunk = todo[i : i + self.eval_chunk]
+            llm.eval(chunk)
+            out.evaluated += len(chunk)
 
     def _pick(self, logits: np.ndarray, temperature: float,
               allowed: np.ndarray | None = None) -> tuple[int, float]:
@@ -248,7 +268,7 @@ class LoadedModel:
         if out.healed:
             prompt = prompt[:-1]
         try:
-            out.evaluated, out.reused = self._eval_prompt(prompt, cancelled)
+            self._eval_prompt(prompt, out, cancelled)
             # The budget covers generation only: a cold prompt must not eat it.
             deadline = time.monotonic() + time_budget
             produced = b""
@@ -275,6 +295,9 @@ class LoadedModel:
                 self.llm.eval([token])
             out.stop_reason = "max_tokens"
             return out
+        except JobCancelledError as exc:
+            exc.evaluated, exc.generated = out.evaluated, len(out.tokens)  # work done before
+            raise
         except RuntimeError as exc:  # llama_decode failures surface as RuntimeError
             self.llm.n_tokens = 0  # the KV cache state is unknown now: start afresh
             raise CompletionFailedError("the model failed while generating") from exc

@@ -61,7 +61,12 @@ def embedded_model_path() -> Path | None:
 
 
 def _looks_like_path(spec: str) -> bool:
-    return spec.lower().endswith(".gguf") or os.sep in spec or spec.startswith((".", "~"))
+    if Path(spec).expanduser().is_file():
+        return True
+    if spec.lower().endswith(".gguf") or spec.startswith((".", "~", os.sep)):
+        return True
+    # "user/model:tag" is an Ollama name; "models/x.bin" is a path.
+    return os.sep in spec and _OLLAMA_NAME.match(spec) is None
 
 
 def _ollama_blob(spec: str, store: Path) -> Path | None:

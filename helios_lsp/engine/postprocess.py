@@ -149,14 +149,15 @@ class Cleaner:
     def _drop_suffix_overlap(self, text: str) -> str:
         """Remove an ending of `text` that the rest of the line already has, e.g. `x)` + `)`.
 
-        Only when that makes the line more balanced: `foo()` before `)` keeps its `)`.
-        """
+        A repeat of the whole rest of the line goes unless it unbalances the line; a
+        partial one only when it balances it: `foo()` before `)` keeps its `)`."""
         ctx = self.ctx
-        suffix = ctx.line_suffix.lstrip()
+        suffix = ctx.line_suffix.strip()
         whole = _imbalance(ctx.line_prefix + text + ctx.line_suffix)
         for k in range(min(len(suffix), len(text)), 0, -1):
             if text.endswith(suffix[:k]):
                 candidate = text[:-k]
-                if _imbalance(ctx.line_prefix + candidate + ctx.line_suffix) < whole:
+                after = _imbalance(ctx.line_prefix + candidate + ctx.line_suffix)
+                if after < whole or (k == len(suffix) and after == whole):
                     return candidate.rstrip()
         return text

@@ -55,8 +55,11 @@ class PromptBuilder:
         fim: FimTokens | None,
         prefix_lines: int = 256,
         suffix_lines: int = 64,
+        encode_continuation: Callable[[str], list[int]] | None = None,
     ):
         self.encode = encode
+        # The cursor's line after FIM-middle continues text: no tokenizer-added space.
+        self.encode_continuation = encode_continuation or encode
         self.n_ctx = n_ctx
         self.bos = bos
         self.fim = fim
@@ -85,7 +88,8 @@ class PromptBuilder:
         if self.fim is not None:
             fixed += [self.fim.prefix]
             suffix_tokens = self._suffix_tokens(suffix, budget // 4)
-            line_tokens = self._tail(self.encode(line), line_tokens_reserve) if line else []
+            line_tokens = (self._tail(self.encode_continuation(line), line_tokens_reserve)
+                           if line else [])
             room = budget - len(fixed) - 2 - len(suffix_tokens) - line_tokens_reserve
             above_tokens, n_lines = self._above(above, room)
             tokens = (fixed + above_tokens + [self.fim.suffix] + suffix_tokens

@@ -1,0 +1,83 @@
+"""Where suggestions stop and what is cut: the cleaning rules, case by case."""
+
+from __future__ import annotations
+
+import pytest
+
+from helios_lsp.engine.languages import detect
+from helios_lsp.engine.postprocess import BLOCK, LINE, Cleaner, analyse
+
+PY = detect("python")
+JS = detect("javascript")
+TXT = detect("", "notes.unknownext")
+
+
+def clean(prefix: str, suffix: str, generated: str, lang=PY) -> str:
+    return Cleaner(analyse(prefix, suffix, lang)).finish(generated)[0]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "suffix", "lang", "mode"),
+    [
+        ("x = foo(", ")\n", PY, LINE),  # text after the cursor on the line
+        ("def f(n):\n    if n <= 1:\n        return n\n    ", "", PY, LINE),  # blank, no opener
+        ("def f(n):\n    if n == 0:\n        return 1\n    else:\n        ", "", PY, BLOCK),
+        ("def f(n):", "\n", PY, BLOCK),  # end of the line that opens the block
+        ("for (let i = 0; i < n; i++) {\n    ", "\n}\n", JS, BLOCK),
+        ("value = compute", "", PY, LINE),
+        ("items = [", "", TXT, BLOCK),  # generic rules still know brackets
+    ],
+)
+def test_mode(prefix, suffix, lang, mode):
+    assert analyse(prefix, suffix, lang).mode == mode
+
+
+CASES = [
+    # mid-line: one line only
+    ("x = foo(", ")", "a, b)\nprint(x)", "a, b"),
+    # a closing bracket the suggestion itself needs is kept
+    ("x = print(", ")", "foo())", "foo()"),
+    ("x = print(", ")", "foo()", "foo()"),
+    # the rest of the line repeated, brackets or not
+    ("for item in ", ":", "items:", "items"),
+    ("call(a, ", "):", "b):", "b"),
+    # the model repeats exactly what is after the cursor -> nothing
+    ("total = ", "compute(a)", "compute(a)", ""),
+    # blank line after a statement: one line
+    ("def f(n):\n    if n <= 1:\n        return n\n    ", "",
+     "return f(n - 1) + f(n - 2)\n\nprint(f(3))", "return f(n - 1) + f(n - 2)"),
+    # block body: stops when indentation falls below the block
+    ("def f(n):\n    if n == 0:\n        return 1\n    else:\n        ", "",
+     "return n * f(n - 1)\n\n\ndef g():\n    pass", "return n * f(n - 1)"),
+    ("def f(n):\n    if n == 0:\n        return 1\n    else:\n        ", "",
+     "y = n - 1\n        return n * f(y)\n    print(1)", "y = n - 1\n        return n * f(y)"),
+    # JS block ends before the closing brace line
+    ("for (let i = 0; i < n; i++) {\n        ", "\n    }\n",
+     "total += arr[i];\n    }\n    return total;", "total += arr[i];"),
+    # block at the end of the opener line
+    ("def add(a, b):", "", "\n    return a + b\n\nclass X:", "\n    return a + b"),
+    # multi-line repeating the code already below the cursor is cut there
+    ("def f(a):\n    ", "\n    return a\n", "a += 1\n    return a", "a += 1"),
+    # whitespace only -> ""
+    ("x = 1\n", "", "   \n  ", ""),
+    # repeating the previous line is garbage
+    ("x = compute(1)\n", "", "x = compute(1)", ""),
+    # repeated lines in a block are cut at the repetition
+    ("def f():", "", "\n    x += 1\n    x += 1\n    x += 1", "\n    x += 1"),
+]
+
+
+@pytest.mark.parametrize(("prefix", "suffix", "generated", "expected"), CASES)
+def test_finish(prefix, suffix, generated, expected):
+    lang = JS if "let " in prefix else PY
+    assert clean(prefix, suffix, generated, lang) == expected
+
+
+def test_cut_stops_generation_early():
+    cleaner = Cleaner(analyse("x = foo(", ")", PY))
+    assert cleaner.cut("a, b") is None
+    assert cleaner.cut("a, b)\n") == (5, "line")
+    block = Cleaner(analyse("def f():", "", PY))
+    assert block.cut("\n    return 1\n") is None
+    # the dedented line is judged as soon as it has a visible character
+    assert block.cut("\n    return 1\nd") == (13, "block")
