@@ -21,13 +21,23 @@ LLAMA_WHEEL_STAMP := $(WHEELHOUSE)/.built
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint venv clean
+.PHONY: serve test lint venv vscode clean
 
 serve: $(VENV)/.installed
 	$(VENV)/bin/helios serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q tests
+	@if command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory vscode; \
+	else \
+		echo "Node.js/npm not found: the VS Code extension was not built or tested"; \
+	fi
+
+# The VS Code extension: npm ci, its tests (against a real Helios server), the .vsix.
+vscode: $(VENV)/.installed
+	HELIOS_BIN=$(abspath $(VENV)/bin/helios) bash editors/vscode/ci.sh
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
