@@ -106,11 +106,11 @@ async def test_cancel_cold_prompt_stops_evaluation(embedded_model):
     task.cancel()
     with pytest.raises((asyncio.CancelledError, JobCancelledError)):
         await task
-    for _ in range(100):
+    for _ in range(3000):  # the worker settles the job at its next chunk boundary
         stats = eng.snapshot()["stats"]
-        if stats["cancelled"]:
+        if stats["cancelled"] + stats["dropped"] + stats["completed"]:
             break
         await asyncio.sleep(0.02)
-    assert stats["cancelled"] == 1 and stats["completed"] == 0
+    assert stats["cancelled"] == 1 and stats["completed"] == 0, stats
     assert 0 < stats["prompt_tokens_evaluated"] < 2000  # it stopped inside the ~2800-token prompt
     await eng.close()
