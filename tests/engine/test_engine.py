@@ -170,6 +170,15 @@ async def test_max_tokens_is_respected(engine: Engine):
 
 # --- cancellation and supersession ---------------------------------------------------------
 
+async def wait_until(predicate, timeout: float = 30.0) -> None:
+    """Poll `predicate` on the loop: the worker settles jobs asynchronously."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
 def _blocker(engine: Engine) -> tuple[threading.Event, asyncio.Task]:
     """Occupy the engine's worker until the returned event is set."""
     release, started = threading.Event(), threading.Event()
@@ -188,11 +197,12 @@ async def test_cancelled_queued_job_never_runs(engine: Engine):
     queued = asyncio.ensure_future(engine.complete(inp("def g():\n    ")))
     await asyncio.sleep(0.05)
     queued.cancel()
+    await asyncio.wait([queued])  # the cancellation has reached the engine's job
     release.set()
     await blocker
     with pytest.raises(asyncio.CancelledError):
         await queued
-    await asyncio.sleep(0.05)  # let the worker settle the dropped job
+    await wait_until(lambda: engine.snapshot()["stats"]["dropped"] == 1)
     stats = engine.snapshot()["stats"]
     assert stats["dropped"] == 1
     assert stats["prompt_tokens_evaluated"] == 0 and stats["generated_tokens"] == 0

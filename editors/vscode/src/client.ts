@@ -96,9 +96,9 @@ export class HeliosClient {
   async health(signal?: AbortSignal): Promise<{ ok: boolean; httpStatus: number; body: HealthResponse }> {
     const response = await this.send('GET', '/health', undefined, signal, this.requestTimeoutMs);
     if (response.status !== 200 && response.status !== 503) {
-      throw await errorFrom(response);
+      throw errorFrom(response);
     }
-    const body = (await readJson(response)) as HealthResponse;
+    const body = readJson(response) as HealthResponse;
     if (!isObject(body) || typeof body.status !== 'string') {
       throw new HeliosError('bad_response', 'GET /health did not answer with a health object', {
         status: response.status,
@@ -110,10 +110,10 @@ export class HeliosClient {
   /** GET /status. */
   async status(signal?: AbortSignal): Promise<StatusResponse> {
     const response = await this.send('GET', '/status', undefined, signal, this.requestTimeoutMs);
-    if (!response.ok) {
-      throw await errorFrom(response);
+    if (!isOk(response)) {
+      throw errorFrom(response);
     }
-    const body = (await readJson(response)) as StatusResponse;
+    const body = readJson(response) as StatusResponse;
     if (!isObject(body)) {
       throw new HeliosError('bad_response', 'GET /status did not answer with an object');
     }
@@ -123,10 +123,10 @@ export class HeliosClient {
   /** POST /restart. */
   async restart(signal?: AbortSignal): Promise<{ message?: string }> {
     const response = await this.send('POST', '/restart', {}, signal, this.requestTimeoutMs);
-    if (!response.ok) {
-      throw await errorFrom(response);
+    if (!isOk(response)) {
+      throw errorFrom(response);
     }
-    return ((await readJson(response)) ?? {}) as { message?: string };
+    return (readJson(response) ?? {}) as { message?: string };
   }
 
   /**
@@ -141,14 +141,14 @@ export class HeliosClient {
       });
     }
     const response = await this.send('POST', '/complete', request, signal, this.completionTimeoutMs);
-    if (!response.ok) {
-      const error = await errorFrom(response, this.now());
+    if (!isOk(response)) {
+      const error = errorFrom(response, this.now());
       if (error.details.retryAfterMs !== undefined) {
         this.backoffUntil = Math.max(this.backoffUntil, this.now() + error.details.retryAfterMs);
       }
       throw error;
     }
-    const body = (await readJson(response)) as CompletionResponse;
+    const body = readJson(response) as CompletionResponse;
     if (!isObject(body) || typeof body.suggestion !== 'string') {
       throw new HeliosError('bad_response', 'POST /complete did not answer with a suggestion', {
         status: response.status,
@@ -163,7 +163,7 @@ export class HeliosClient {
     body: unknown,
     signal: AbortSignal | undefined,
     timeoutMs: number,
-  ): Promise<Response> {
+  ): Promise<Answer> {
     if (signal?.aborted) {
       throw new HeliosError('aborted', `${method} ${path} cancelled`);
     }
@@ -191,10 +191,9 @@ export class HeliosClient {
         redirect: 'error',
         credentials: 'omit',
       });
-      // Reading the body must obey the same abort; keep the timer until it is read.
-      return await bufferResponse(response);
+      // Reading the body obeys the same abort and timer.
+      return { status: response.status, statusText: response.statusText, headers: response.headers, text: await response.text() };
     } catch (err) {
-      if (err instanceof HeliosError) throw err;
       if (signal?.aborted) {
         throw new HeliosError('aborted', `${method} ${path} cancelled`, { cause: err });
       }
@@ -211,34 +210,35 @@ export class HeliosClient {
   }
 }
 
-/** The response with its body read, so reading JSON later cannot hang past the timer. */
-async function bufferResponse(response: Response): Promise<Response> {
-  const text = await response.text();
-  return new Response(text.length > 0 ? text : null, {
-    status: response.status,
-    statusText: response.statusText,
-    headers: response.headers,
-  });
+/** An HTTP answer with its body read. */
+interface Answer {
+  status: number;
+  statusText: string;
+  headers: Headers;
+  text: string;
 }
 
-async function readJson(response: Response): Promise<unknown> {
-  const text = await response.text();
-  if (text.length === 0) return undefined;
+function isOk(answer: Answer): boolean {
+  return answer.status >= 200 && answer.status < 300;
+}
+
+function readJson(answer: Answer): unknown {
+  if (answer.text.length === 0) return undefined;
   try {
-    return JSON.parse(text);
+    return JSON.parse(answer.text);
   } catch {
-    throw new HeliosError('bad_response', `answer is not JSON (HTTP ${response.status})`, {
-      status: response.status,
+    throw new HeliosError('bad_response', `answer is not JSON (HTTP ${answer.status})`, {
+      status: answer.status,
     });
   }
 }
 
 /** The error for a non-2xx answer, reading the documented `{detail, error_code}` body. */
-export async function errorFrom(response: Response, now = Date.now()): Promise<HeliosError> {
+function errorFrom(response: Answer, now = Date.now()): HeliosError {
   let detail = response.statusText || `HTTP ${response.status}`;
   let errorCode: string | undefined;
   try {
-    const body = await readJson(response);
+    const body = readJson(response);
     if (isObject(body)) {
       if (typeof body.detail === 'string') detail = body.detail;
       if (typeof body.error_code === 'string') errorCode = body.error_code;
@@ -269,7 +269,8 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   if (/^\d+$/.test(trimmed)) {
     return Math.min(Number(trimmed), 3600) * 1000;
   }
-  const date = Date.parse(trimmed);
+  // An HTTP date ("Wed, 21 Oct 2015 07:28:00 GMT"); Date.parse alone takes "-1" too.
+  const date = /^[a-z]{3}, /i.test(trimmed) ? Date.parse(trimmed) : Number.NaN;
   if (Number.isNaN(date)) return undefined;
   return Math.min(Math.max(0, date - now), 3600 * 1000);
 }

@@ -11,6 +11,8 @@ export interface HeliosConfig {
   maxTokens: number;
   temperature: number;
   debounceMs: number;
+  /** How long to wait for one suggestion. */
+  timeoutMs: number;
   autoStart: boolean;
   serverCommand: string;
 }
@@ -23,6 +25,7 @@ export interface ConfigSource {
 export function readConfig(source: ConfigSource): HeliosConfig {
   const languages = source.get<unknown>('enabledLanguages');
   const debounce = source.get<unknown>('debounceMs');
+  const timeout = source.get<unknown>('timeoutMs');
   return {
     serverUrl: stringOr(source.get('serverUrl'), DEFAULT_SERVER_URL),
     enable: source.get<boolean>('enable') !== false,
@@ -33,6 +36,8 @@ export function readConfig(source: ConfigSource): HeliosConfig {
     temperature: clampTemperature(source.get('temperature')),
     debounceMs:
       typeof debounce === 'number' && Number.isFinite(debounce) ? Math.min(5000, Math.max(0, debounce)) : 75,
+    timeoutMs:
+      typeof timeout === 'number' && Number.isFinite(timeout) ? Math.min(300_000, Math.max(1000, timeout)) : 15_000,
     autoStart: source.get<boolean>('autoStart') !== false,
     serverCommand: stringOr(source.get('serverCommand'), 'helios'),
   };

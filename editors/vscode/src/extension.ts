@@ -8,7 +8,6 @@ import { abortSignalFrom } from './cancellation';
 import { HeliosClient, HeliosError } from './client';
 import { HeliosConfig, readConfig } from './config';
 import { Debouncer } from './debounce';
-import { SERVER_LANGUAGES } from './languages';
 import { buildCompletionRequest } from './request';
 import { describeExit, launchFor, ServerProcess, waitUntilReady } from './server';
 import { INITIAL_STATUS, pollDelayMs, reduceStatus, StatusEvent, StatusState, viewStatus } from './status';
@@ -26,6 +25,7 @@ const NOT_RUNNING = 'Helios server not running';
 const START_ACTION = 'Start Server';
 const LOG_ACTION = 'Show Log';
 const SETTINGS_ACTION = 'Settings';
+type Action = typeof START_ACTION | typeof LOG_ACTION | typeof SETTINGS_ACTION;
 /** How long a started server may take to load its model before we give up waiting. */
 const START_TIMEOUT_MS = 120_000;
 
@@ -67,6 +67,7 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
   private readonly disposables: vscode.Disposable[] = [];
   private server: ServerProcess | undefined;
   private starting: Promise<void> | undefined;
+  private modelFetch: Promise<void> | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
   private notifiedNotRunning = false;
@@ -84,22 +85,26 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
     this.disposables.push(this.log, this.statusItem);
   }
 
-  readonly api: HeliosApi = {
-    get status() {
-      return self().state;
-    },
-    get clientId() {
-      return self().clientId;
-    },
-    get serverPid() {
-      const server = self().server;
-      return server?.running ? server.pid : undefined;
-    },
-    refresh: () => this.refresh(),
-    whenStarted: async () => {
-      await this.starting;
-    },
-  };
+  readonly api: HeliosApi = this.makeApi();
+
+  private makeApi(): HeliosApi {
+    const helios = this;
+    return {
+      get status() {
+        return helios.state;
+      },
+      get clientId() {
+        return helios.clientId;
+      },
+      get serverPid() {
+        return helios.server?.running ? helios.server.pid : undefined;
+      },
+      refresh: () => helios.refresh(),
+      whenStarted: async () => {
+        await helios.starting;
+      },
+    };
+  }
 
   start(): void {
     this.render();
@@ -120,7 +125,7 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
         if (e.affectsConfiguration('helios')) this.onConfigChanged();
       }),
     );
-    void this.refresh().then(() => this.maybeAutoStart());
+    void this.refresh(); // unreachable -> auto-start (see dispatch)
   }
 
   // ---- completions -------------------------------------------------------------------
@@ -155,7 +160,7 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
     const client = this.client;
     try {
       const response = await client.complete(request, abort.signal);
-      if (client === this.client) this.dispatch({ type: 'completed' });
+      if (client === this.client) this.dispatch({ type: 'completed', now: Date.now() });
       if (token.isCancellationRequested || response.suggestion.length === 0) {
         return undefined; // superseded on the server, or by a newer keystroke here
       }
@@ -197,7 +202,10 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
     if (this.state.kind !== before.kind) {
       this.logLine(`status: ${before.kind} -> ${this.state.kind}${this.state.message ? ` (${this.state.message})` : ''}`);
       this.schedulePoll();
-      if (this.state.kind === 'unreachable') this.notifyNotRunning();
+      if (this.state.kind === 'unreachable') {
+        if (this.config.autoStart && !this.autoStartTried) void this.maybeAutoStart();
+        else this.notifyNotRunning();
+      }
       if (this.state.kind === 'ready' && !this.state.model) void this.fetchModelName();
     }
   }
@@ -240,25 +248,37 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
     return this.state;
   }
 
-  private async fetchModelName(): Promise<void> {
-    try {
-      const status = await this.client.status();
-      this.dispatch({ type: 'model', name: status.model_name });
-    } catch {
-      // the next poll tries again; /health alone still says ready
-    }
+  /** GET /status for the model name; one request at a time. */
+  private fetchModelName(): Promise<void> {
+    this.modelFetch ??= this.client
+      .status()
+      .then(
+        (status) => this.dispatch({ type: 'model', name: status.model_name }),
+        () => undefined, // the next poll tries again; /health alone still says ready
+      )
+      .finally(() => (this.modelFetch = undefined));
+    return this.modelFetch;
   }
 
+  /** Once per session (and per server URL): a non-modal notice with what can be done. */
   private notifyNotRunning(): void {
     if (this.notifiedNotRunning || this.starting) return;
-    if (this.config.autoStart && !this.autoStartTried) return; // about to start it ourselves
     this.notifiedNotRunning = true;
-    void vscode.window
-      .showWarningMessage(`${NOT_RUNNING} at ${this.config.serverUrl}.`, START_ACTION, SETTINGS_ACTION)
-      .then((choice) => {
-        if (choice === START_ACTION) void this.startServer(true);
-        if (choice === SETTINGS_ACTION) void vscode.commands.executeCommand('workbench.action.openSettings', 'helios');
-      });
+    const actions: Action[] = this.canLaunch() ? [START_ACTION, SETTINGS_ACTION] : [SETTINGS_ACTION];
+    this.warn(`${NOT_RUNNING} at ${this.config.serverUrl}.`, ...actions);
+  }
+
+  /** A non-modal warning; its buttons start the server, show the log or open settings. */
+  private warn(message: string, ...actions: Action[]): void {
+    void vscode.window.showWarningMessage(message, ...actions).then((choice) => {
+      if (choice === START_ACTION) void this.startServer(true);
+      else if (choice === LOG_ACTION) this.log.show(true);
+      else if (choice === SETTINGS_ACTION) void vscode.commands.executeCommand('workbench.action.openSettings', 'helios');
+    });
+  }
+
+  private canLaunch(): boolean {
+    return typeof launchFor(this.config.serverCommand, this.config.serverUrl) !== 'string';
   }
 
   // ---- the server process ------------------------------------------------------------
@@ -287,7 +307,12 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
     if (typeof launch === 'string') {
       this.logLine(`cannot start the server: ${launch}`);
       this.dispatch({ type: 'start_failed', message: launch });
-      if (userAsked) void vscode.window.showWarningMessage(`Helios: cannot start the server: ${launch}`);
+      if (userAsked) {
+        this.warn(`Helios: cannot start the server: ${launch}`, SETTINGS_ACTION);
+      } else if (!this.notifiedNotRunning) {
+        this.notifiedNotRunning = true;
+        this.warn(`${NOT_RUNNING} at ${this.config.serverUrl} (${launch}).`, SETTINGS_ACTION);
+      }
       return;
     }
     // Something may already answer (another window started it, or it was just slow).
@@ -334,17 +359,14 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
       case 'exited': {
         const message = describeExit(result.exit);
         this.dispatch({ type: 'process_exited', message });
-        void vscode.window.showWarningMessage(`Helios: ${message}.`, LOG_ACTION).then((choice) => {
-          if (choice === LOG_ACTION) this.log.show(true);
-        });
+        this.notifiedNotRunning = true; // this message says it, with the reason
+        this.warn(`${NOT_RUNNING}: ${message}.`, LOG_ACTION, SETTINGS_ACTION);
         return;
       }
       case 'timeout':
       case 'cancelled':
         this.logLine('the server did not become ready in time');
-        void vscode.window.showWarningMessage('Helios: the server did not become ready in time.', LOG_ACTION).then((choice) => {
-          if (choice === LOG_ACTION) this.log.show(true);
-        });
+        this.warn('Helios: the server did not become ready in time.', LOG_ACTION);
         await this.refresh();
         return;
     }
@@ -360,7 +382,7 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
       this.dispatch({ type: 'health', ok: false, status: 'loading' });
       this.schedulePoll(300);
     } catch (err) {
-      if (err instanceof HeliosError && err.kind === 'unreachable' && typeof launchFor(this.config.serverCommand, this.config.serverUrl) !== 'string') {
+      if (err instanceof HeliosError && err.kind === 'unreachable' && this.canLaunch()) {
         await this.startServer(true);
         return;
       }
@@ -389,8 +411,7 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
     const items: Item[] = [
       { label: view.text, description: this.config.serverUrl, detail: detail || view.tooltip.split('\n')[0] },
     ];
-    const canLaunch = typeof launchFor(this.config.serverCommand, this.config.serverUrl) !== 'string';
-    if ((this.state.kind === 'unreachable' || this.state.kind === 'error') && canLaunch) {
+    if ((this.state.kind === 'unreachable' || this.state.kind === 'error') && this.canLaunch()) {
       items.push({ label: '$(play) Start Server', run: () => this.startServer(true) });
     }
     if (this.state.kind !== 'unreachable') {
@@ -419,7 +440,13 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
   private onConfigChanged(): void {
     const before = this.config;
     this.config = readConfig(vscode.workspace.getConfiguration('helios'));
+    if (before.timeoutMs !== this.config.timeoutMs) {
+      this.client = this.makeClient();
+    }
     if (before.serverUrl !== this.config.serverUrl) {
+      // A server this extension started for the old URL is not the one wanted now.
+      if (this.server?.running) void this.server.stop();
+      this.server = undefined;
       this.client = this.makeClient();
       this.state = INITIAL_STATUS;
       this.notifiedNotRunning = false;
@@ -427,13 +454,19 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
     }
     if (before.autoStart !== this.config.autoStart) this.autoStartTried = false;
     this.render();
-    if (before.serverUrl !== this.config.serverUrl || (this.config.autoStart && !before.autoStart)) {
-      void this.refresh().then(() => this.maybeAutoStart());
+    if (before.serverUrl !== this.config.serverUrl) {
+      void this.refresh();
+    } else if (this.config.autoStart && !before.autoStart) {
+      void this.maybeAutoStart();
     }
   }
 
   private makeClient(): HeliosClient {
-    return new HeliosClient({ baseUrl: this.config.serverUrl, clientId: this.clientId });
+    return new HeliosClient({
+      baseUrl: this.config.serverUrl,
+      clientId: this.clientId,
+      completionTimeoutMs: this.config.timeoutMs,
+    });
   }
 
   private loadClientId(): string {
@@ -466,16 +499,8 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
   }
 }
 
-function self(): Helios {
-  if (!instance) throw new Error('Helios is not active');
-  return instance;
-}
-
 function formatDuration(seconds: number): string {
   if (seconds < 60) return `${Math.round(seconds)} s`;
   if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
   return `${(seconds / 3600).toFixed(1)} h`;
 }
-
-/** The documented languages, for the default of `helios.enabledLanguages`. */
-export const DEFAULT_LANGUAGES = [...SERVER_LANGUAGES];

@@ -24,7 +24,7 @@ export function launchFor(command: string, serverUrl: string): ServerLaunch | st
     return `"${serverUrl}" is not a URL`;
   }
   if (url.protocol !== 'http:') {
-    return `only http:// server URLs can be started locally (got ${url.protocol})`;
+    return `only http:// server URLs can be started locally, not ${url.protocol}//`;
   }
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   if (!isLoopback(host)) {
@@ -108,15 +108,22 @@ export class ServerProcess {
     this.resolveExited(info);
   }
 
-  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. */
-  async stop(graceMs = 3000): Promise<ExitInfo | undefined> {
+  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. Safe to call twice. */
+  stop(graceMs = 3000): Promise<ExitInfo | undefined> {
+    this.stopping ??= this.terminate(graceMs);
+    return this.stopping;
+  }
+
+  private stopping: Promise<ExitInfo | undefined> | undefined;
+
+  private async terminate(graceMs: number): Promise<ExitInfo | undefined> {
     const child = this.child;
     if (!child || this.exitInfo) return this.exitInfo;
     child.kill('SIGTERM');
-    const timer = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), graceMs));
+    const timer = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), graceMs).unref());
     if ((await Promise.race([this.exited, timer])) === 'late') {
       child.kill('SIGKILL');
-      await Promise.race([this.exited, new Promise((resolve) => setTimeout(resolve, 1000))]);
+      await Promise.race([this.exited, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
     }
     return this.exitInfo;
   }

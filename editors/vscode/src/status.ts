@@ -27,7 +27,7 @@ export type StatusEvent =
   | { type: 'starting' }
   | { type: 'health'; ok: boolean; status: string; version?: string }
   | { type: 'model'; name?: string }
-  | { type: 'completed' }
+  | { type: 'completed'; now: number }
   | { type: 'failed'; kind: ErrorKind; message: string; now: number; retryAfterMs?: number }
   | { type: 'tick'; now: number }
   | { type: 'start_failed'; message: string }
@@ -56,6 +56,8 @@ export function reduceStatus(state: StatusState, event: StatusEvent): StatusStat
     case 'model':
       return { ...state, model: event.name };
     case 'completed':
+      // An answer to a request sent before a 429 does not end the back-off.
+      if (state.kind === 'rate_limited' && (state.retryUntil ?? 0) > event.now) return state;
       return { kind: 'ready', model: state.model, version: state.version };
     case 'failed':
       return reduceFailure(state, event);
@@ -93,8 +95,13 @@ function reduceFailure(
       };
     case 'bad_response':
       return { kind: 'error', model: state.model, version: state.version, message: event.message };
+    case 'timeout':
+      // Slow, not down: /health decides, unless nothing was ever heard from the server.
+      if (state.kind === 'unknown') {
+        return { kind: 'error', message: 'the server accepts connections but does not answer' };
+      }
+      return state;
     case 'aborted':
-    case 'timeout': // slow, not down: /health decides
     case 'invalid_request': // this request was wrong, the server is fine
     case 'server_error': // one generation failed
       return state;
