@@ -1,0 +1,1 @@
+"""Helios benchmark harness: `python -m bench` (see docs/benchmarks.md)."""

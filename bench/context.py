@@ -1,0 +1,76 @@
+"""What every scenario gets: the configuration, the contenders that could start, a log."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.contenders import Bare, HeliosEngine, HeliosHTTP, HeliosLSP, Peer
+
+
+@dataclass(frozen=True)
+class Config:
+    quick: bool
+    seed: int
+    threads: int
+    n_ctx: int = 4096
+    max_tokens: int = 64
+    segments: int = 6  # keystroke replay: stretches of files typed again
+    segment_chars: int = 40  # keystrokes each
+    paced_segments: int = 3  # of those, typed again at a fixed speed
+    quality_cases: int = 40
+    typeahead_starts: int = 6
+    typeahead_chars: int = 12  # characters of a suggestion typed, at most
+    startup_reps: int = 3
+    max_prefix_chars: int = 10_000
+
+    @classmethod
+    def make(cls, quick: bool, seed: int, threads: int) -> Config:
+        if quick:
+            return cls(quick=True, seed=seed, threads=threads, segments=1, segment_chars=6,
+                       paced_segments=1, quality_cases=3, typeahead_starts=1, typeahead_chars=3,
+                       startup_reps=1, max_prefix_chars=2_500)
+        return cls(quick=False, seed=seed, threads=threads)
+
+
+@dataclass
+class Context:
+    config: Config
+    model: Path
+    tmp: Path
+    bare: Bare | None = None
+    engine: HeliosEngine | None = None
+    http: HeliosHTTP | None = None
+    lsp: HeliosLSP | None = None
+    peer: Peer | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    def log(self, message: str) -> None:
+        print(f"[bench {time.perf_counter() - self.started:6.1f}s] {message}", file=sys.stderr,
+              flush=True)
+
+    def helios(self) -> HeliosHTTP | HeliosEngine | None:
+        """Helios as a user reaches it: over HTTP, else (not built yet) in process."""
+        return self.http or self.engine
+
+    def available(self) -> dict[str, Any]:
+        return {name: getattr(self, attr) is not None
+                for name, attr in (("bare", "bare"), ("helios-engine", "engine"),
+                                   ("helios-http", "http"), ("helios-lsp", "lsp"),
+                                   ("peer", "peer"))}
+
+    def plain_prompt(self, prefix: str) -> str:
+        """The peer's prompt: the text before the cursor, whole lines dropped from the top
+        only if it would not fit the context with room for the answer."""
+        assert self.bare is not None
+        budget = self.config.n_ctx - self.config.max_tokens - 8
+        prompt = prefix
+        if len(prompt.encode()) <= budget:  # a token is at least one byte: it fits
+            return prompt
+        while self.bare.n_tokens(prompt) > budget and "\n" in prompt:
+            prompt = prompt.split("\n", 1)[1]
+        return prompt

@@ -1,0 +1,92 @@
+"""Where Helios' time goes on a keystroke: `python -m bench.profile_engine`.
+
+Types `--keys` characters of a standard-library file (within lines), running the engine's
+worker-side completion directly on this thread under cProfile, then the bare
+llama-cpp-python model on the very same prompt tokens and sampled counts. Prints both
+totals and the engine's top functions, so the cost above the model is visible."""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import time
+import types
+
+from bench.contenders import Bare
+from bench.workload import load_files
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.profile_engine")
+    p.add_argument("--file", default="queue.py")
+    p.add_argument("--at", default="def put(self", help="start typing after this text")
+    p.add_argument("--keys", type=int, default=30)
+    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = p.parse_args()
+
+    from helios_lsp.engine import CompletionInput, Engine
+    from helios_lsp.engine.model import LoadedModel
+    from helios_lsp.engine.model_source import embedded_model_path, resolve_model
+    from helios_lsp.engine.prompt import PromptBuilder
+    from helios_lsp.settings import Settings
+
+    model_path = embedded_model_path()
+    settings = Settings(model=str(model_path), n_threads=args.threads, typeahead=False)
+    engine = Engine(settings)
+    # Load on this thread (the engine's own loading path, without its worker thread).
+    engine._model = LoadedModel(resolve_model(settings.model), settings)
+    m = engine._model
+    engine._builder = PromptBuilder(m.encode, n_ctx=m.n_ctx, bos=m.bos, fim=m.fim,
+                                    prefix_lines=settings.prefix_lines,
+                                    suffix_lines=settings.suffix_lines,
+                                    encode_continuation=m.encode_continuation)
+    job = types.SimpleNamespace(is_cancelled=lambda: False)
+    bare = Bare(model_path, args.threads, m.n_ctx)
+
+    f = next(x for x in load_files() if x.basename == args.file)
+    start = f.text.index(args.at) + len(args.at) // 2
+    inputs = [CompletionInput(prefix=f.text[: start + k], suffix=f.text[start + k:],
+                              filename=f.basename, max_tokens=64, temperature=0.0)
+              for k in range(args.keys + 1)]
+
+    def helios_run(inp):
+        return engine._complete_in_worker(job, inp)
+
+    def bare_run(inp, out):
+        tokens = bare.helios_prompt(inp.prefix, inp.suffix, inp.filename, 64)
+        tokens = tokens[:-1] if bare.heals(tokens) else tokens
+        return bare.run(tokens, out.generated_tokens + (out.stop_reason == "eog"))
+
+    first = helios_run(inputs[0])  # cold prompt: not profiled
+    bare_run(inputs[0], first)
+    prof = cProfile.Profile()
+    helios_total = bare_total = 0.0
+    rows = []
+    for inp in inputs[1:]:
+        t = time.perf_counter()
+        prof.enable()
+        out = helios_run(inp)
+        prof.disable()
+        h = time.perf_counter() - t
+        b = bare_run(inp, out).latency
+        helios_total += h
+        bare_total += b
+        rows.append((out.evaluated_tokens, out.generated_tokens, h * 1000, b * 1000))
+    print(f"{args.keys} keystrokes in {f.name}: engine {helios_total * 1000:.0f} ms, bare "
+          f"{bare_total * 1000:.0f} ms, ratio {helios_total / bare_total:.3f}")
+    print("per keystroke (evaluated, generated, engine ms, bare ms):")
+    for r in rows:
+        print(f"  {r[0]:4d} {r[1]:4d} {r[2]:8.1f} {r[3]:8.1f}")
+    s = io.StringIO()
+    pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(args.top)
+    print(s.getvalue())
+    bare.close()
+    m.close()
+
+
+if __name__ == "__main__":
+    main()

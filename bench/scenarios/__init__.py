@@ -1,0 +1,1 @@
+"""One module per measurement; each returns plain data (records and summaries) for the report."""

@@ -1,0 +1,92 @@
+"""Every request passes, in order: error mapping, the local-only guard, admission.
+
+- `error_middleware` is the one place that turns errors into `{detail, error_code,
+  timestamp}`: our ApiError, aiohttp's 404/405/413, and anything unexpected (a generic 500;
+  the traceback goes to the log only).
+- `guard_middleware` refuses foreign Hosts and browser Origins (see guard.py).
+- `admission_middleware` refuses new work while stopping and spends the client's rate
+  token. `/health` passes freely: it must answer during load and shutdown, and polling it
+  must never be throttled.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+
+from http_api.errors import (
+    ApiError,
+    ErrorCode,
+    error_response,
+    from_http_exception,
+    internal_error,
+    overloaded,
+)
+from http_api.guard import PREFLIGHT_HEADERS, cors_headers, host_allowed, origin_allowed
+from http_api.state import RUNTIME, SETTINGS, client_key
+
+log = logging.getLogger(__name__)
+
+UNGATED_PATHS = frozenset({"/health"})
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return error_response(err)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(from_http_exception(exc, request.app[SETTINGS].max_body_bytes))
+    except Exception:
+        log.exception("unexpected error answering %s %s", request.method, request.path)
+        return error_response(internal_error())
+
+
+@web.middleware
+async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # (aiohttp's parser already refuses HTTP/1.1 without Host, and a repeated Host.)
+    host = request.headers.get(hdrs.HOST)
+    if not host_allowed(host, allow_remote=request.app[SETTINGS].allow_remote):
+        raise ApiError(403, ErrorCode.FORBIDDEN,
+                       "this API is local-only: the Host header must be localhost, "
+                       "127.0.0.1 or [::1]")
+    origin = request.headers.get(hdrs.ORIGIN)
+    if not origin_allowed(origin):
+        raise ApiError(403, ErrorCode.FORBIDDEN,
+                       "requests from web pages are not allowed (only the editor's own "
+                       "webviews may send an Origin)")
+    if (origin is not None and request.method == hdrs.METH_OPTIONS
+            and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers):
+        return web.Response(status=204, headers=PREFLIGHT_HEADERS)
+    return await handler(request)
+
+
+async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: editor webviews may read every answer, errors included."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is not None and origin_allowed(origin):
+        response.headers.update(cors_headers(origin))
+
+
+@web.middleware
+async def admission_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.match_info.http_exception is not None or request.path in UNGATED_PATHS:
+        return await handler(request)
+    runtime = request.app[RUNTIME]
+    if runtime.draining:
+        raise ApiError(503, ErrorCode.SHUTTING_DOWN, "the server is shutting down")
+    wait = runtime.rate.take(client_key(request))
+    if wait > 0:
+        raise overloaded(f"too many requests from this client (at most "
+                         f"{runtime.rate.rate:g} per second, bursts of {runtime.rate.burst})",
+                         wait)
+    runtime.enter()
+    try:
+        return await handler(request)
+    finally:
+        runtime.leave()

@@ -1,0 +1,169 @@
+"""Request and response models of the REST API, exactly as the API document names them.
+
+The same models validate requests and generate `/openapi.json`. Validation is strict:
+booleans are not numbers, numbers are not strings, every number has finite bounds, text
+with unpaired surrogates is refused, unknown fields are reported.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    create_model,
+)
+from pydantic_core import PydanticCustomError
+
+from helios_lsp.settings import Settings
+from http_api.errors import ErrorCode
+
+# LSP positions are unsigned 32-bit integers.
+MAX_POSITION = 2**31 - 1
+MAX_LANGUAGE_CHARS = 64
+MAX_FILENAME_CHARS = 4096
+
+
+def _no_lone_surrogates(value: Any) -> Any:
+    """JSON can carry "\\ud800" alone; such text cannot be encoded for the tokenizer."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PydanticCustomError(
+                "lone_surrogate", "text contains an unpaired UTF-16 surrogate (\\ud800-\\udfff)"
+            ) from None
+    return value
+
+
+def _text(max_length: int | None = None) -> Any:
+    return Annotated[str, StringConstraints(strict=True, max_length=max_length),
+                     BeforeValidator(_no_lone_surrogates)]
+
+
+Text = _text()
+LanguageId = _text(MAX_LANGUAGE_CHARS)
+Filename = _text(MAX_FILENAME_CHARS)
+Temperature = Annotated[StrictFloat, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Position(_Strict):
+    """The cursor, 0-based (line 3, character 4 is the fourth column of the fourth line)."""
+
+    line: Annotated[StrictInt, Field(ge=0, le=MAX_POSITION)]
+    character: Annotated[StrictInt, Field(ge=0, le=MAX_POSITION)]
+
+
+class CompletionRequest(_Strict):
+    """`code` is the text before the cursor; `suffix`, when sent, the text after it."""
+
+    code: Annotated[Text, Field(description="The code context before the cursor")]
+    language: Annotated[LanguageId, Field(description="Programming language identifier")]
+    position: Annotated[Position, Field(description="Cursor position, 0-based")]
+    filename: Annotated[Filename, Field(description="Name of the file being edited")]
+    max_tokens: Annotated[StrictInt, Field(ge=1, le=1024,
+                                           description="Maximum tokens to generate")] = 100
+    temperature: Annotated[Temperature, Field(description="Generation temperature 0-1")] = 0.1
+    suffix: Annotated[Text, Field(
+        description="The code after the cursor (optional; enables fill-in-the-middle)")] = ""
+
+
+def completion_request_model(settings: Settings) -> type[CompletionRequest]:
+    """`CompletionRequest` with this server's defaults and `max_tokens` maximum.
+
+    Both come from settings (HELIOS_MAX_TOKENS, HELIOS_MAX_TOKENS_LIMIT, HELIOS_TEMPERATURE),
+    so the model, and the OpenAPI document built from it, say what this server accepts."""
+    return create_model(
+        "CompletionRequest",
+        __base__=CompletionRequest,
+        __doc__=CompletionRequest.__doc__,
+        max_tokens=(Annotated[StrictInt, Field(ge=1, le=settings.max_tokens_limit,
+                                               description="Maximum tokens to generate")],
+                    settings.max_tokens),
+        temperature=(Annotated[Temperature, Field(description="Generation temperature 0-1")],
+                     settings.temperature),
+    )
+
+
+class CompletionResponse(BaseModel):
+    suggestion: str = Field(description="The generated code completion")
+    confidence: float = Field(ge=0.0, le=1.0, description="Confidence score 0-1")
+    processing_time: float = Field(ge=0.0, description="Time taken to generate in seconds")
+
+
+HealthStatus = Literal["healthy", "loading", "unhealthy", "stopping"]
+
+
+class HealthResponse(BaseModel):
+    status: HealthStatus = Field(description="healthy (200); loading, unhealthy or stopping (503)")
+    model_loaded: bool
+    server_version: str
+    uptime: float = Field(description="Server uptime in seconds")
+
+
+class StatusConfig(BaseModel):
+    max_tokens: int
+    temperature: float
+    host: str
+    port: int
+
+
+class StatusLimits(BaseModel):
+    max_tokens_limit: int
+    rate_limit_per_second: float
+    rate_burst: int
+    max_in_flight: int
+    max_body_bytes: int
+
+
+class StatusResponse(BaseModel):
+    server_status: Literal["running", "stopping"]
+    model_loaded: bool
+    model_name: str | None = Field(description="The model actually loaded (null when none)")
+    uptime: float
+    config: StatusConfig
+    # Beyond the document:
+    model_status: str = Field(description="not_loaded, loading, ready, failed or closed")
+    load_error: str | None = Field(description="Why the last load failed, if it did")
+    in_flight: int = Field(description="Completion requests queued or running now")
+    limits: StatusLimits
+    engine: dict[str, Any] = Field(description="Engine counters (requests, cancellations, "
+                                               "prompt tokens evaluated vs reused, ...)")
+
+
+class RestartResponse(BaseModel):
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="What was wrong, in words a user can act on")
+    error_code: ErrorCode
+    timestamp: str = Field(description="ISO 8601 UTC, e.g. 2023-10-07T12:00:00Z",
+                           json_schema_extra={"format": "date-time"})
+
+
+class Empty(_Strict):
+    """An optional, empty JSON object (the body of POST /restart)."""
+
+
+__all__ = [
+    "CompletionRequest",
+    "CompletionResponse",
+    "Empty",
+    "ErrorResponse",
+    "HealthResponse",
+    "Position",
+    "RestartResponse",
+    "StatusResponse",
+    "completion_request_model",
+]

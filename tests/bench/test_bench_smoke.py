@@ -1,0 +1,108 @@
+"""A smoke run of the benchmark harness (`python -m bench --quick`), so it cannot rot.
+
+It checks the report's structure and that its numbers are present and sane, never that
+targets pass: timings belong to the harness's report, not to unit tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory, embedded_model) -> dict:
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "latest.md").read_text().startswith("# Helios benchmark")
+    data = json.loads((out / "latest.json").read_text())
+    data["_markdown"] = (out / "latest.md").read_text()
+    return data
+
+
+def _positive(x) -> bool:
+    return isinstance(x, int | float) and 0 < x < 3600
+
+
+def test_every_helios_contender_ran(report):
+    available = report["meta"]["available"]
+    for name in ("bare", "helios-engine", "helios-http", "helios-lsp"):
+        assert available[name], report["meta"]["unavailable"]
+
+
+def test_targets_are_checked(report):
+    ids = {t["id"] for t in report["targets"]}
+    assert {"1", "2-helios-http-median", "2-helios-http-p95", "2-helios-lsp-median",
+            "2-helios-http-reeval", "3-helios-http", "3-helios-lsp", "4-exact",
+            "4-garbage"} <= ids
+    for t in report["targets"]:
+        assert t["status"] in {"PASS", "FAIL", "N/A"}
+    assert "## Targets" in report["_markdown"]
+
+
+def test_replay_numbers_are_sane(report):
+    replay = report["summary"]["replay"]
+    contenders = ["helios-http", "helios-lsp", "helios-engine"]
+    if report["meta"]["available"]["peer"]:
+        contenders.append("peer")
+    for name in contenders:
+        r = replay[name]
+        assert r["keystrokes"] == 6 and r["errors"] == 0
+        assert _positive(r["latency"]["median"]) and _positive(r["latency_first"]["median"])
+        assert r["latency"]["p95"] >= r["latency"]["median"]
+        assert r["counted"] == 6  # every keystroke's counters were read
+        assert 0 <= r["model_free_share"] <= 1
+    helios = replay["helios-http"]
+    assert helios["prompt_tokens"]["median"] > 0
+    assert 0 <= helios["reeval_share_within_line"]["median"] <= 1
+    if "peer" in replay:
+        assert replay["peer"]["evaluated"]["n"] == 6
+        assert helios["vs_peer"]["median"] > 0
+
+
+def test_overhead_pairs_match_the_work(report):
+    ov = report["summary"]["overhead"]
+    assert ov["mirrored"] == "helios-http"
+    first = ov["first"]
+    assert first["pairs"] == 1 and first["work_matched"] == 1.0  # same prompt, same tokens
+    assert _positive(first["helios"]["median"]) and _positive(first["bare"]["median"])
+    assert first["ratio"]["median"] > 0
+
+
+def test_paced_typing_ran_with_cancellation(report):
+    paced = report["summary"]["paced"]
+    for name in ("helios-http", "helios-lsp"):
+        assert paced[name]["keystrokes"] == 6
+        assert _positive(paced[name]["last_latency"]["median"])
+        assert paced[name]["engine"].get("requests", 0) >= 1
+
+
+def test_typeahead_and_quality_are_scored(report):
+    ta = report["summary"]["typeahead"]
+    for name in ("helios-http", "helios-lsp"):
+        assert ta[name]["starts"] == 1
+        assert ta[name]["hits"] <= ta[name]["typed"] <= 3
+        if ta[name]["hits"]:
+            assert _positive(ta[name]["latency_hits"]["median"])
+    q = report["summary"]["quality"]
+    assert q["helios"]["cases"] == 3 and q["helios"]["errors"] == 0
+    for r in q.values():
+        assert 0 <= r["exact"] <= 1 and 0 <= r["garbage"] <= 1
+        assert 0 <= r["edit_similarity"] <= 1
+
+
+def test_startup_and_memory(report):
+    st = report["summary"]["startup"]
+    for name in ("bare", "helios-serve", "helios-lsp+sidecar"):
+        assert st[name]["runs"] == 1, st[name]
+        assert _positive(st[name]["startup_seconds"]["median"])
+        assert 50 < st[name]["rss_mib"]["median"] < 4096
