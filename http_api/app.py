@@ -14,7 +14,7 @@ from http_api.middlewares import (
 )
 from http_api.openapi import build_openapi
 from http_api.routes import setup_routes
-from http_api.state import ENGINE, OPENAPI, RUNTIME, SETTINGS, Runtime
+from http_api.state import ENGINE, OPENAPI, RUNTIME, Runtime
 
 
 def create_app(engine: Engine, settings: Settings) -> web.Application:
@@ -25,7 +25,6 @@ def create_app(engine: Engine, settings: Settings) -> web.Application:
     )
     runtime = Runtime(settings)
     app[ENGINE] = engine
-    app[SETTINGS] = settings
     app[RUNTIME] = runtime
     app[OPENAPI] = build_openapi(settings, runtime.request_model)
     app.on_response_prepare.append(add_cors_headers)

@@ -1,8 +1,8 @@
 """Reading a request body into a model: JSON only, strictly parsed, validated.
 
 Python's `json` accepts things JSON does not (NaN, Infinity, numbers that overflow to
-infinity, duplicate keys that silently overwrite, lone surrogates in strings); each of these
-is refused here with a 400 that says what was wrong.
+infinity) and silently keeps the last of duplicate keys; each of these is refused here with a
+400 that says what was wrong. (Lone surrogates in strings are refused by the schemas.)
 """
 
 from __future__ import annotations

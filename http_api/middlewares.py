@@ -25,7 +25,7 @@ from http_api.errors import (
     overloaded,
 )
 from http_api.guard import PREFLIGHT_HEADERS, cors_headers, host_allowed, origin_allowed
-from http_api.state import RUNTIME, SETTINGS, client_key
+from http_api.state import RUNTIME, client_key
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(from_http_exception(exc, request.app[SETTINGS].max_body_bytes))
+        max_body = request.app[RUNTIME].settings.max_body_bytes
+        return error_response(from_http_exception(exc, max_body))
     except Exception:
         log.exception("unexpected error answering %s %s", request.method, request.path)
         return error_response(internal_error())
@@ -51,7 +52,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     # (aiohttp's parser already refuses HTTP/1.1 without Host, and a repeated Host.)
     host = request.headers.get(hdrs.HOST)
-    if not host_allowed(host, allow_remote=request.app[SETTINGS].allow_remote):
+    if not host_allowed(host, allow_remote=request.app[RUNTIME].settings.allow_remote):
         raise ApiError(403, ErrorCode.FORBIDDEN,
                        "this API is local-only: the Host header must be localhost, "
                        "127.0.0.1 or [::1]")

@@ -64,7 +64,6 @@ class Runtime:
 
 
 ENGINE = web.AppKey("engine", Engine)
-SETTINGS = web.AppKey("settings", Settings)
 RUNTIME = web.AppKey("runtime", Runtime)
 OPENAPI = web.AppKey("openapi", dict)  # the document served at /openapi.json
 

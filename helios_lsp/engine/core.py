@@ -46,7 +46,7 @@ class EngineStats:
     requests: int = 0
     completed: int = 0
     cancelled: int = 0  # stopped while running (cancelled by their caller or superseded)
-    dropped: int = 0  # cancelled or superseded before they reached the model
+    dropped: int = 0  # cancelled or superseded before any of their tokens was evaluated
     superseded: int = 0  # replaced by a newer job for the same document (queued or running)
     failed: int = 0
     typeahead_hits: int = 0
@@ -305,7 +305,7 @@ class Engine:
         exc = future.exception() if not future.cancelled() else None
         if isinstance(exc, JobCancelledError):
             if exc.evaluated == 0 and exc.generated == 0:
-                self.stats.dropped += 1  # it never reached the model
+                self.stats.dropped += 1  # no token of it was evaluated
             else:
                 self.stats.cancelled += 1
             self.stats.prompt_tokens_evaluated += exc.evaluated

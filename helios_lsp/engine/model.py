@@ -235,7 +235,11 @@ class LoadedModel:
         Runs once per generated token, so it stays in float32 and avoids full sorts
         (a float64 softmax over 50k logits alone costs ~1 ms)."""
         peak = float(logits.max())
+        if not np.isfinite(peak):  # a broken model (NaN weights) must fail, not emit garbage
+            raise CompletionFailedError("the model produced invalid (non-finite) scores")
         z = float(np.exp(logits - peak).sum())
+        if not np.isfinite(z):
+            raise CompletionFailedError("the model produced invalid (non-finite) scores")
         candidates = logits if allowed is None else np.where(allowed, logits, -np.inf)
         if temperature <= 1e-3:
             best = int(candidates.argmax())

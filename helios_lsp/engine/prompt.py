@@ -19,6 +19,9 @@ from helios_lsp.engine.languages import Language
 _LINE_STEP = 16
 _CURRENT_LINE_RESERVE = 256  # tokens kept for the cursor's line, whatever its length
 _GENERATION_MARGIN = 8
+# No tokenizer packs more characters than this into a token on average: text beyond
+# budget * this is cut before tokenizing, so a huge minified line costs nothing.
+_MAX_CHARS_PER_TOKEN = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,8 @@ class PromptBuilder:
         fixed = [self.bos] if self.bos is not None else []
 
         line_tokens_reserve = min(_CURRENT_LINE_RESERVE, budget // 4)
+        # A minified line: keep the part next to the cursor.
+        line = line[-_MAX_CHARS_PER_TOKEN * line_tokens_reserve:]
         if self.fim is not None:
             fixed += [self.fim.prefix]
             suffix_tokens = self._suffix_tokens(suffix, budget // 4)
@@ -96,9 +101,8 @@ class PromptBuilder:
                       + [self.fim.middle] + line_tokens)
             return Prompt(tokens, True, n_lines)
 
-        fixed += self.encode(header_text(lang, filename)) if header_text(lang, filename) else []
-        if len(line) > 4 * line_tokens_reserve:
-            line = line[-4 * line_tokens_reserve:]  # a minified line: keep what is near the cursor
+        header = header_text(lang, filename)
+        fixed += self.encode(header) if header else []
         room = budget - len(fixed) - line_tokens_reserve
         above_text, n_lines = self._above_text(above, room)
         body = self.encode(above_text + line)
@@ -116,6 +120,7 @@ class PromptBuilder:
         if not suffix or self.suffix_lines == 0:
             return []
         kept = "\n".join(suffix.split("\n")[: self.suffix_lines + 1])
+        kept = kept[: limit * _MAX_CHARS_PER_TOKEN]
         tokens = self.encode(kept)
         return tokens[:limit]
 
@@ -138,7 +143,7 @@ class PromptBuilder:
             return "", 0
         key = (above, room)
         if self._window is None or self._window[0] != key:
-            lines = above.split("\n")[:-1]  # `above` ends with "\n"
+            lines = above[-room * _MAX_CHARS_PER_TOKEN:].split("\n")[:-1]  # ends with "\n"
             kept = lines[self._window_start(lines, room):]
             self._window = (key, "".join(ln + "\n" for ln in kept), len(kept), None)
         return self._window[1], self._window[2]
