@@ -92,6 +92,15 @@ class _Job:
             self.loop.call_soon_threadsafe(deliver)
 
 
+_NOT_READY = {
+    EngineState.NOT_LOADED: "the model is not loaded yet",
+    EngineState.LOADING: "the model is loading",
+    EngineState.FAILED: "the model failed to load",
+    EngineState.CLOSED: "the server is shutting down",
+    EngineState.READY: "",
+}
+
+
 def _public_reason(exc: BaseException) -> str:
     """Why a load failed, in words that carry no path or environment value."""
     if isinstance(exc, ModelNotFoundError):
@@ -123,7 +132,7 @@ class Engine:
         self._wakeup = threading.Condition()
         self._thread: threading.Thread | None = None
         self._latest: dict[tuple[str, str], _Job] = {}
-        self._loading: asyncio.Future[None] | None = None
+        self._loading: asyncio.Task[None] | None = None
         self._typeahead = TypeAhead()
         self._listeners: list[Callable[[EngineState], None]] = []
         self._busy = False  # the worker is inside a job
@@ -234,30 +243,38 @@ class Engine:
     async def load(self) -> None:
         """Resolve and load the model (or reload it). Concurrent calls join one load.
 
+        The load runs as its own task: a caller that stops waiting does not stop it.
         Raises ModelError when it fails; the engine then stays in FAILED."""
-        if self._loading is not None and not self._loading.done():
-            return await asyncio.shield(self._loading)
-        self._loading = asyncio.get_running_loop().create_future()
-        loading = self._loading
+        if self._loading is None or self._loading.done():
+            if self.state is EngineState.CLOSED:
+                raise ModelError("the engine is shut down")
+            self._loading = asyncio.ensure_future(self._load())
+        await asyncio.shield(self._loading)
+
+    async def _load(self) -> None:
         self._typeahead.clear()
         self._set_state(EngineState.LOADING)
         started = time.monotonic()
         try:
-            self.resolved = await self._run(self._load_in_worker)
+            resolved = await self._run(self._load_in_worker)
         except BaseException as exc:
+            if self.state is EngineState.CLOSED:
+                raise ModelError("the engine was shut down during the load") from None
             self.load_error = str(exc) if isinstance(exc, EngineError) else "unexpected error"
             self.load_error_public = _public_reason(exc)
             log.error("model load failed: %s", self.load_error)
             self._set_state(EngineState.FAILED)
-            loading.set_exception(exc if isinstance(exc, ModelError) else ModelError(str(exc)))
-            loading.exception()  # joined callers re-raise; nobody else must warn about it
-            raise
+            if isinstance(exc, ModelError):
+                raise
+            raise ModelError(self.load_error) from exc
+        if self.state is EngineState.CLOSED:  # close() ran meanwhile and freed the model
+            raise ModelError("the engine was shut down during the load")
+        self.resolved = resolved
         self.load_error = self.load_error_public = None
         self.stats.loads += 1
         self._set_state(EngineState.READY)
         log.info("model %s ready in %.1f s (%s)", self.model_name, time.monotonic() - started,
-                 self.resolved.reason if self.resolved else "")
-        loading.set_result(None)
+                 resolved.reason)
 
     def _load_in_worker(self, job: _Job) -> ResolvedModel:
         if self._model is not None:  # free the old weights before mapping new ones
@@ -281,7 +298,7 @@ class Engine:
 
         Raises ModelNotLoadedError, JobCancelledError, CompletionFailedError."""
         if not self.ready:
-            raise ModelNotLoadedError(f"the model is {self.state.value.replace('_', ' ')}")
+            raise ModelNotLoadedError(_NOT_READY[self.state])
         self.stats.requests += 1
         started = time.perf_counter()
         cache_key = (client_id or "", document or inp.filename)

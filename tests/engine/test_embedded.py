@@ -20,13 +20,19 @@ FIB = "def fibonacci(n):\n    if n <= 1:\n        return n\n    "
 
 @pytest.fixture
 async def engine(embedded_model):
-    eng = Engine(Settings(model=str(embedded_model), typeahead=False))
+    # A generous time budget: on a busy machine the default 3 s could cut suggestions short.
+    eng = Engine(Settings(model=str(embedded_model), typeahead=False, time_budget=120))
     await eng.load()
     yield eng
     await eng.close()
 
 
-def test_helios_complete_prints_a_real_suggestion(tmp_path: Path, isolated_env):
+@pytest.fixture
+def cli_env(isolated_env):
+    return {**isolated_env, "HELIOS_TIME_BUDGET": "120"}
+
+
+def test_helios_complete_prints_a_real_suggestion(tmp_path: Path, cli_env):
     source = tmp_path / "shapes.py"
     source.write_text(
         "import math\n\n\ndef circle_area(radius):\n    return math.pi * radius ** 2\n\n\n"
@@ -34,7 +40,7 @@ def test_helios_complete_prints_a_real_suggestion(tmp_path: Path, isolated_env):
     )
     proc = subprocess.run(
         [sys.executable, "-m", "helios_lsp", "complete", f"{source}:9:5", "--json"],
-        capture_output=True, text=True, timeout=120, env=isolated_env,
+        capture_output=True, text=True, timeout=300, env=cli_env,
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
@@ -43,12 +49,12 @@ def test_helios_complete_prints_a_real_suggestion(tmp_path: Path, isolated_env):
     assert "embedded" in proc.stderr  # says which model it used
 
 
-def test_helios_complete_plain_output(tmp_path: Path, isolated_env):
+def test_helios_complete_plain_output(tmp_path: Path, cli_env):
     source = tmp_path / "fib.py"
     source.write_text(FIB + "\n")
     proc = subprocess.run(
         [sys.executable, "-m", "helios_lsp", "complete", f"{source}:4:5"],
-        capture_output=True, text=True, timeout=120, env=isolated_env,
+        capture_output=True, text=True, timeout=300, env=cli_env,
     )
     assert proc.returncode == 0, proc.stderr
     assert "fibonacci(" in proc.stdout  # the recursion, as any reader would expect

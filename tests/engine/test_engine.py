@@ -332,3 +332,26 @@ async def test_reload_failure_is_reported_to_joiners(tmp_path: Path, tiny_model:
     assert all(isinstance(r, ModelError) for r in results)
     assert eng.state is EngineState.FAILED
     await eng.close()
+
+
+async def test_close_during_load_leaves_engine_closed(tiny_model: Path):
+    eng = Engine(settings_for(tiny_model))
+    loading = asyncio.ensure_future(eng.load())
+    await asyncio.sleep(0.01)
+    await eng.close()
+    await asyncio.wait({loading})
+    assert isinstance(loading.exception(), ModelError)
+    assert eng.state is EngineState.CLOSED and not eng.ready
+    assert eng._model is None  # the weights were freed
+    with pytest.raises(ModelNotLoadedError, match="shutting down"):
+        await eng.complete(inp("x"))
+
+
+async def test_a_caller_that_stops_waiting_does_not_stop_the_load(tiny_model: Path):
+    eng = Engine(settings_for(tiny_model))
+    caller = asyncio.ensure_future(eng.load())
+    await asyncio.sleep(0)
+    caller.cancel()
+    await wait_until(lambda: eng.state in (EngineState.READY, EngineState.FAILED))
+    assert eng.state is EngineState.READY and eng.load_error is None
+    await eng.close()
