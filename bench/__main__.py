@@ -108,26 +108,42 @@ def main(argv: list[str] | None = None) -> int:
 
             segments = replay_segments(files, config.segments, config.segment_chars,
                                        config.seed, config.max_prefix_chars)
+            from bench.scenarios import paced, typeahead
+
+            interval = args.typing_ms / 1000
+            probes: list[dict[str, Any]] = []
+            paced_out: dict[str, Any] = {"interval": interval, "records": [], "segments": []}
+
+            def after_segment(si: int, seg) -> None:
+                # While this segment's prompt is warm: type-ahead, then typing at speed.
+                if "typeahead" in only:
+                    probes.extend(typeahead.probe(ctx, si, typeahead.start_in_last_line(seg)))
+                if "paced" in only and si < config.paced_segments:
+                    part = paced.segment(ctx, si, seg, interval)
+                    paced_out["records"] += part["records"]
+                    paced_out["segments"] += part["segments"]
+
             if "replay" in only:
                 from bench.scenarios import replay
 
-                results["replay"] = replay.run(ctx, segments)
-            if "paced" in only:
-                from bench.scenarios import paced
-
-                results["paced"] = paced.run(ctx, segments[: config.paced_segments],
-                                             args.typing_ms / 1000)
-            if "typeahead" in only:
-                from bench.scenarios import typeahead
-
-                starts = typeahead_starts(files, config.typeahead_starts, config.seed,
-                                          config.max_prefix_chars)
-                results["typeahead"] = typeahead.run(ctx, starts)
+                results["replay"] = replay.run(ctx, segments, after_segment)
+                if "typeahead" in only:
+                    results["typeahead"] = {"records": probes, "where": "warm, after replay"}
+                if "paced" in only:
+                    results["paced"] = paced_out
+            else:
+                if "paced" in only:
+                    results["paced"] = paced.run(ctx, segments[: config.paced_segments],
+                                                 interval)
+                if "typeahead" in only:
+                    starts = typeahead_starts(files, config.typeahead_starts, config.seed,
+                                              config.max_prefix_chars)
+                    results["typeahead"] = typeahead.run(ctx, starts)
             if "quality" in only:
                 from bench.scenarios import quality
 
                 cases = quality_cases(files, config.quality_cases, config.seed,
-                                      config.max_prefix_chars)
+                                      config.max_prefix_chars, config.quality_files)
                 results["quality"] = quality.run(ctx, cases)
         finally:
             for c in (ctx.lsp, ctx.http, ctx.peer, ctx.engine, ctx.bare):

@@ -298,6 +298,9 @@ class HeliosHTTP:
         self._last_stats = after
         if before is None or after is None:
             return
+        if after.get("requests", 0) - before.get("requests", 0) != 1:
+            ans.extra["counters_from"] = "unknown: other requests ran in between"
+            return
         job = after.get("last_job") or {}
         ran = after.get("prompt_tokens_evaluated", 0) != before.get("prompt_tokens_evaluated", 0) \
             or after.get("generated_tokens", 0) != before.get("generated_tokens", 0) \
@@ -318,6 +321,11 @@ class HeliosHTTP:
 
     def stats(self) -> dict[str, Any] | None:
         return self._stats()
+
+    def resync_stats(self) -> dict[str, Any] | None:
+        """Call after requests sent outside `complete` (they would count as the next one)."""
+        self._last_stats = self._stats()
+        return self._last_stats
 
     def close(self) -> None:
         self.http.close()
@@ -706,6 +714,9 @@ class HeliosLSP:
         before, after = self._last_stats, self._stats()
         self._last_stats = after
         if before is None or after is None:
+            return
+        if after.get("requests", 0) - before.get("requests", 0) != 1:
+            ans.extra["counters_from"] = "unknown: other requests ran in between"
             return
         hit = after.get("typeahead_hits", 0) > before.get("typeahead_hits", 0)
         ans.evaluated = after.get("prompt_tokens_evaluated", 0) - before.get(

@@ -21,7 +21,9 @@ class Config:
     segments: int = 6  # keystroke replay: stretches of files typed again
     segment_chars: int = 40  # keystrokes each
     paced_segments: int = 3  # of those, typed again at a fixed speed
+    overhead_repeats: int = 4  # controlled overhead pairs at the end of each segment
     quality_cases: int = 40
+    quality_files: int = 10  # cases come from this many files (a cold prompt each)
     typeahead_starts: int = 6
     typeahead_chars: int = 12  # characters of a suggestion typed, at most
     startup_reps: int = 3
@@ -31,7 +33,8 @@ class Config:
     def make(cls, quick: bool, seed: int, threads: int) -> Config:
         if quick:
             return cls(quick=True, seed=seed, threads=threads, segments=1, segment_chars=6,
-                       paced_segments=1, quality_cases=3, typeahead_starts=1, typeahead_chars=3,
+                       paced_segments=1, overhead_repeats=2, quality_cases=3,
+                       quality_files=2, typeahead_starts=1, typeahead_chars=3,
                        startup_reps=1, max_prefix_chars=2_500)
         return cls(quick=False, seed=seed, threads=threads)
 
@@ -62,6 +65,12 @@ class Context:
                 for name, attr in (("bare", "bare"), ("helios-engine", "engine"),
                                    ("helios-http", "http"), ("helios-lsp", "lsp"),
                                    ("peer", "peer"))}
+
+    def resync(self) -> None:
+        """Re-read Helios' counters (after requests that did not go through `complete`)."""
+        for c in (self.http, self.lsp):
+            if c is not None:
+                c.resync_stats()
 
     def plain_prompt(self, prefix: str) -> str:
         """The peer's prompt: the text before the cursor, whole lines dropped from the top

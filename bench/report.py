@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from bench.stats import percentile, ratio, summary
+from bench.stats import ratio, summary
 
 SEC = 1000.0  # seconds -> milliseconds in the tables
 
@@ -54,6 +54,7 @@ def summarize_replay(replay: dict[str, Any]) -> dict[str, Any]:
                                         if r.get("model_ran") is not None]),
             "counted": sum(1 for r in keys if r.get("model_ran") is not None),
             "empty_share": _share([not r["text"].strip() for r in keys]),
+            "useful_share": _share([bool(r.get("useful")) for r in keys]),
         }
     peer = out.get("peer")
     for name, s in out.items():
@@ -67,27 +68,47 @@ def summarize_replay(replay: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _matched(p: dict[str, Any]) -> bool:
+    return bool(p["prompt_match"]) and p["helios_evaluated"] == p["bare_evaluated"]
+
+
+def _pair_group(group: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "pairs": len(group),
+        "work_matched": _share([_matched(p) for p in group]),
+        "helios": summary(p["helios_latency"] for p in group),
+        "bare": summary(p["bare_latency"] for p in group),
+        "ratio": summary(p["ratio"] for p in group if p["ratio"] is not None),
+        "evaluated": summary(p["helios_evaluated"] for p in group),
+        "sampled": summary(p["sampled"] for p in group),
+    }
+    if group:
+        out["ratio_of_medians"] = ratio(out["helios"]["median"], out["bare"]["median"])
+        out["extra_ms"] = summary((p["helios_latency"] - p["bare_latency"]) * SEC
+                                  for p in group)
+    return out
+
+
 def summarize_overhead(replay: dict[str, Any]) -> dict[str, Any]:
     pairs = replay.get("pairs", [])
     out: dict[str, Any] = {"mirrored": replay.get("mirrored")}
-    for label, group in (("keystrokes", [p for p in pairs if p["kind"] != "first"]),
-                         ("first", [p for p in pairs if p["kind"] == "first"])):
-        out[label] = {
-            "pairs": len(group),
-            "work_matched": _share([bool(p["prompt_match"])
-                                    and p["helios_evaluated"] == p["bare_evaluated"]
-                                    for p in group]),
-            "helios": summary(p["helios_latency"] for p in group),
-            "bare": summary(p["bare_latency"] for p in group),
-            "ratio": summary(p["ratio"] for p in group if p["ratio"] is not None),
-            "evaluated": summary(p["helios_evaluated"] for p in group),
-            "sampled": summary(p["sampled"] for p in group),
+    typing = [p for p in pairs if p["kind"] in ("within_line", "newline")]
+    repeats = [p for p in pairs if p["kind"] == "repeat"]
+    out["keystrokes"] = _pair_group(typing)
+    out["repeat"] = _pair_group(repeats)
+    out["first"] = _pair_group([p for p in pairs if p["kind"] == "first"])
+    # The target: every keystroke-sized request whose work matched the bare model's.
+    out["target_pairs"] = _pair_group([p for p in typing + repeats if _matched(p)])
+    with_engine = [p for p in repeats if p.get("engine_latency") is not None]
+    if with_engine:
+        out["repeat_engine"] = {
+            "pairs": len(with_engine),
+            "engine": summary(p["engine_latency"] for p in with_engine),
+            "engine_vs_bare": summary(p["engine_latency"] / p["bare_latency"]
+                                      for p in with_engine),
+            "http_minus_engine_ms": summary((p["helios_latency"] - p["engine_latency"]) * SEC
+                                            for p in with_engine),
         }
-        if group:
-            h, b = out[label]["helios"], out[label]["bare"]
-            out[label]["ratio_of_medians"] = ratio(h["median"], b["median"])
-            out[label]["extra_ms_median"] = percentile(
-                [(p["helios_latency"] - p["bare_latency"]) * SEC for p in group], 50)
     # The engine alone on the same keystrokes, when it ran too: transport vs engine costs.
     recs = replay.get("records", [])
     by_key: dict[tuple[int, int], dict[str, dict[str, Any]]] = {}
@@ -164,6 +185,8 @@ def summarize_quality(q: dict[str, Any]) -> dict[str, Any]:
             "via": rs[0]["via"] if rs else None,
             "cases": len(rs),
             "exact": _share([r["exact"] for r in rs]),
+            "exact_or_with_line_end": _share([r["exact"] or r.get("exact_with_line_end", False)
+                                              for r in rs]),
             "edit_similarity": summary(r["edit_similarity"] for r in rs)["mean"],
             "garbage": _share([bool(r["garbage"]) for r in rs]),
             "garbage_kinds": dict(kinds),
@@ -234,11 +257,12 @@ def _fmt_ms(x: float | None) -> str:
 
 def check_targets(s: dict[str, Any]) -> list[dict[str, Any]]:
     t: list[dict[str, Any]] = []
-    ov = s.get("overhead", {}).get("keystrokes", {})
+    ov = s.get("overhead", {}).get("target_pairs", {})
     r = ov.get("ratio", {}).get("median") if ov.get("pairs") else None
     t.append(_target("1", f"Overhead: {s.get('overhead', {}).get('mirrored') or 'helios'} "
-                     "/ bare llama-cpp-python, same prompt tokens and sampled tokens "
-                     "(median of per-keystroke ratios)", r, 1.05, "<=", _fmt_ratio(r)))
+                     "/ bare llama-cpp-python on the same prompt tokens and sampled tokens "
+                     f"(median of per-request ratios, {ov.get('pairs', 0)} keystroke-sized "
+                     "requests with matched work)", r, 1.05, "<=", _fmt_ratio(r)))
     replay = s.get("replay", {})
     for name in ("helios-http", "helios-lsp"):
         vs = replay.get(name, {}).get("vs_peer", {})
@@ -340,26 +364,27 @@ def markdown(report: dict[str, Any]) -> str:
                   "engine's PromptBuilder; `work matched` = same prompt and same number "
                   "of evaluated tokens) and sampled the same number of tokens.", ""]
         rows = []
-        for label in ("keystrokes", "first"):
+        labels = {"keystrokes": "replay keystrokes", "repeat": "repeated requests",
+                  "target_pairs": "target: matched work (both above)",
+                  "first": "first request at a place (cold)"}
+        for label, title in labels.items():
             g = ov.get(label, {})
             if not g.get("pairs"):
                 continue
-            rows.append([label, g["pairs"], _fmt_pct(g["work_matched"], 0),
+            rows.append([title, g["pairs"], _fmt_pct(g["work_matched"], 0),
                          _n(g["evaluated"]["median"]), _n(g["sampled"]["median"]),
                          _fmt_ms(g["helios"]["median"]), _fmt_ms(g["bare"]["median"]),
                          _fmt_ratio(g["ratio"]["median"]), _fmt_ratio(g["ratio"]["p95"]),
-                         _n(g.get("extra_ms_median"), 1)])
+                         _n(g["extra_ms"]["median"], 1)])
         lines += _table(["requests", "pairs", "work matched", "evaluated (median)",
                          "sampled (median)", "Helios median", "bare median",
                          "ratio median", "ratio p95", "extra ms (median)"], rows)
-        eh = ov.get("engine_vs_http")
-        if eh:
-            lines += [f"Split (same keystrokes, {eh['pairs']} pairs): engine in process median "
-                      f"{_fmt_ms(eh['engine']['median'])}, over HTTP "
-                      f"{_fmt_ms(eh['http']['median'])}; HTTP − engine median "
-                      f"{_n(eh['http_minus_engine_ms']['median'], 2)} ms; HTTP round trip − "
-                      f"server's processing_time median "
-                      f"{_n(eh['http_minus_server_ms']['median'], 2)} ms.", ""]
+        re = ov.get("repeat_engine")
+        if re:
+            lines += [f"Split on the repeated requests ({re['pairs']}): the engine in process "
+                      f"takes {_fmt_ratio(re['engine_vs_bare']['median'])} the bare model's "
+                      f"time (median), HTTP adds "
+                      f"{_n(re['http_minus_engine_ms']['median'], 1)} ms (median) on top.", ""]
 
     if "replay" in s:
         rp = s["replay"]
@@ -380,12 +405,13 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{_n(r['evaluated']['median'])} / {_n(r['evaluated']['p95'])}",
                          f"{_fmt_pct(r['reeval_share_within_line']['median'], 2)} / "
                          f"{_fmt_pct(r['reeval_share_within_line']['p95'], 2)}",
-                         _fmt_pct(r["model_free_share"]), _fmt_pct(r["empty_share"], 0)])
+                         _fmt_pct(r["model_free_share"]), _fmt_pct(r["empty_share"], 0),
+                         _fmt_pct(r["useful_share"], 0)])
         lines += _table(["contender", "keystrokes", "median", "p95", "median / peer",
                          "p95 / peer", "within line", "newline", "first (cold)",
                          "prompt tokens", "evaluated median / p95",
                          "re-evaluated within line median / p95", "answered without model",
-                         "empty answers"], rows)
+                         "empty answers", "useful answers"], rows)
 
     if "paced" in s:
         pc = s["paced"]
@@ -435,9 +461,11 @@ def markdown(report: dict[str, Any]) -> str:
         for name, r in s["quality"].items():
             kinds = ", ".join(f"{k} {v}" for k, v in sorted(r["garbage_kinds"].items())) or "–"
             rows.append([f"{name} ({r['via']})", r["cases"], _fmt_pct(r["exact"]),
+                         _fmt_pct(r["exact_or_with_line_end"]),
                          _n(r["edit_similarity"], 3), _fmt_pct(r["garbage"]), kinds,
                          r["multi_line"], _fmt_ms(r["latency"]["median"])])
-        lines += _table(["contender", "cases", "exact match", "edit similarity (mean)",
+        lines += _table(["contender", "cases", "exact match", "exact, or exact plus the line's "
+                         "end already after the cursor", "edit similarity (mean)",
                          "garbage", "garbage kinds", "multi-line answers", "latency median"],
                         rows)
 

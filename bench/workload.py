@@ -153,10 +153,15 @@ def replay_segments(files: list[SourceFile], n: int, chars: int, seed: int,
 
 
 def quality_cases(files: list[SourceFile], n: int, seed: int,
-                  max_chars: int = MAX_PREFIX_CHARS) -> list[QualityCase]:
-    """`n` cursor positions spread over the files, seeded, sorted by file and offset
-    (so consecutive prompts of one file share their beginning)."""
+                  max_chars: int = MAX_PREFIX_CHARS, n_files: int | None = None
+                  ) -> list[QualityCase]:
+    """`n` cursor positions spread over `n_files` of the files (a seeded choice), seeded,
+    sorted by file and offset (so consecutive prompts of one file share their beginning:
+    each file costs one cold prompt)."""
     rng = random.Random(f"quality:{seed}")
+    if n_files is not None and n_files < len(files):
+        chosen = set(f.name for f in rng.sample(files, n_files))
+        files = [f for f in files if f.name in chosen]
     per_file = {f.name: [] for f in files}
     order = list(files)
     rng.shuffle(order)

@@ -167,33 +167,44 @@ def _engine_stats(ctx: Context, name: str) -> dict[str, Any]:
     return {}
 
 
-def run(ctx: Context, segments: list[Segment], interval: float) -> dict[str, Any]:
+def segment(ctx: Context, si: int, seg: Segment, interval: float) -> dict[str, Any]:
+    """Type one segment at a fixed speed with every contender in turn."""
     names = [c.name for c in (ctx.http, ctx.lsp, ctx.peer) if c is not None]
     records: list[dict[str, Any]] = []
     segment_records: list[dict[str, Any]] = []
+    ctx.log(f"paced typing {si + 1}: {seg.file.name}, {len(seg.typed)} keys at "
+            f"{interval * 1000:.0f} ms")
+    shift = si % len(names) if names else 0
+    for name in names[shift:] + names[:shift]:
+        before = _engine_stats(ctx, name)
+        t0 = time.perf_counter()
+        if name == "helios-lsp":
+            rows = _lsp_segment(ctx, si, seg, interval)
+        else:
+            rows = _http_segment(ctx, name, si, seg, interval)
+        _idle_after(ctx, name)
+        busy_until = time.perf_counter() - t0
+        after = _engine_stats(ctx, name)
+        for row in rows:
+            records.append({"segment": si, "contender": name, **row})
+        ctx.resync()
+        last = rows[-1] if rows else {}
+        segment_records.append({
+            "segment": si, "contender": name, "keys": len(rows),
+            "last_latency": last.get("latency"),
+            "busy_after_last_key": busy_until - (last.get("key_at") or 0.0),
+            "engine_delta": {k: after.get(k, 0) - before.get(k, 0)
+                             for k in ("requests", "completed", "cancelled", "dropped",
+                                       "superseded", "typeahead_hits")} if after else None,
+        })
+    return {"records": records, "segments": segment_records}
+
+
+def run(ctx: Context, segments: list[Segment], interval: float) -> dict[str, Any]:
+    """Stand-alone: every segment in turn (cold prompts at each start)."""
+    out: dict[str, Any] = {"interval": interval, "records": [], "segments": []}
     for si, seg in enumerate(segments):
-        ctx.log(f"paced typing {si + 1}/{len(segments)}: {seg.file.name}, "
-                f"{len(seg.typed)} keys at {interval * 1000:.0f} ms")
-        shift = si % len(names) if names else 0
-        for name in names[shift:] + names[:shift]:
-            before = _engine_stats(ctx, name)
-            t0 = time.perf_counter()
-            if name == "helios-lsp":
-                rows = _lsp_segment(ctx, si, seg, interval)
-            else:
-                rows = _http_segment(ctx, name, si, seg, interval)
-            _idle_after(ctx, name)
-            busy_until = time.perf_counter() - t0
-            after = _engine_stats(ctx, name)
-            for row in rows:
-                records.append({"segment": si, "contender": name, **row})
-            last = rows[-1] if rows else {}
-            segment_records.append({
-                "segment": si, "contender": name, "keys": len(rows),
-                "last_latency": last.get("latency"),
-                "busy_after_last_key": busy_until - (last.get("key_at") or 0.0),
-                "engine_delta": {k: after.get(k, 0) - before.get(k, 0)
-                                 for k in ("requests", "completed", "cancelled", "dropped",
-                                           "superseded", "typeahead_hits")} if after else None,
-            })
-    return {"interval": interval, "records": records, "segments": segment_records}
+        part = segment(ctx, si, seg, interval)
+        out["records"] += part["records"]
+        out["segments"] += part["segments"]
+    return out

@@ -53,6 +53,10 @@ def score(suggestion: str, case: QualityCase) -> dict[str, Any]:
         "compared": line,
         "multi_line": "\n" in suggestion.strip("\n"),
         "exact": line.rstrip() == case.middle.rstrip(),
+        # Lenient: also right if it re-typed the closing text that is already after the
+        # cursor (a client could trim that overlap itself).
+        "exact_with_line_end": line.rstrip() == (case.middle + case.suffix.split("\n", 1)[0]
+                                                  ).rstrip(),
         "edit_similarity": round(edit_similarity(line.rstrip(), case.middle.rstrip()), 4),
         "garbage": garbage_kind(line, case),
     }
@@ -63,6 +67,7 @@ def run(ctx: Context, cases: list[QualityCase]) -> dict[str, Any]:
     records: list[dict[str, Any]] = []
     helios = ctx.helios()
     contenders = [c for c in (helios, ctx.peer) if c is not None]
+    ctx.resync()
     for qi, case in enumerate(cases):
         if qi % 10 == 0:
             ctx.log(f"quality {qi + 1}/{len(cases)}")

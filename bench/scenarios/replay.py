@@ -17,6 +17,7 @@ contenders rotates with every keystroke so machine noise hits all alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -37,7 +38,8 @@ def kind_of(k: int, char: str | None) -> str:
     return "newline" if char == "\n" else "within_line"
 
 
-def run(ctx: Context, segments: list[Segment]) -> dict[str, Any]:
+def run(ctx: Context, segments: list[Segment],
+        after_segment: Callable[[int, Segment], None] | None = None) -> dict[str, Any]:
     cfg = ctx.config
     records: list[dict[str, Any]] = []
     pairs: list[dict[str, Any]] = []
@@ -49,8 +51,10 @@ def run(ctx: Context, segments: list[Segment]) -> dict[str, Any]:
         ctx.log(f"replay {si + 1}/{len(segments)}: {seg.file.name}, {len(seg.typed)} keystrokes")
         if ctx.lsp is not None:
             ctx.lsp.open(uri, seg.prefix_at(0) + seg.suffix)
+        ctx.resync()
         for k in range(len(seg.typed) + 1):
             prefix = seg.prefix_at(k)
+            real = seg.file.text[len(prefix):]
             char = seg.typed[k - 1] if k else None
             where = {"segment": si, "file": seg.file.name, "k": k, "char": char,
                      "kind": kind_of(k, char)}
@@ -63,17 +67,58 @@ def run(ctx: Context, segments: list[Segment]) -> dict[str, Any]:
                 else:
                     contender = ctx.http if name == "helios-http" else ctx.engine
                     ans = contender.complete(prefix, seg.suffix, fname, cfg.max_tokens, 0.0)
-                records.append(_record(ans, contender=name, **where))
+                # A suggestion the user would have accepted: the file goes on with it.
+                useful = bool(ans.text.strip()) and real.startswith(ans.text)
+                records.append(_record(ans, contender=name, useful=useful, **where))
                 if ctx.bare is not None and mirrored is not None and name == mirrored.name \
                         and ans.model_ran:
                     pairs.append(_mirror(ctx, ans, prefix, seg.suffix, fname, where))
         if ctx.lsp is not None:
             ctx.lsp.close_document(uri)
+        if ctx.bare is not None and mirrored is not None:
+            pairs += _repeats(ctx, si, seg, cfg.overhead_repeats)
+        if after_segment is not None:
+            after_segment(si, seg)
+            ctx.resync()
     return {"records": records, "pairs": pairs, "mirrored": mirrored.name if mirrored else None}
+
+
+def _repeats(ctx: Context, si: int, seg: Segment, n: int) -> list[dict[str, Any]]:
+    """Controlled overhead pairs: the segment's last request asked again `n` times (a new
+    client id each time, so type-ahead cannot answer), alternating Helios over HTTP, the
+    engine in process and the bare model on the same tokens. Every one of them evaluates
+    the last prompt token again and samples the same number of tokens."""
+    from bench.scenarios.typeahead import start_in_last_line
+
+    cfg = ctx.config
+    fname = seg.file.basename
+    at = start_in_last_line(seg)  # inside a line: a real suggestion, several tokens long
+    prefix, suffix = at.prefix_at(0), at.suffix
+    helios = [c for c in (ctx.http, ctx.engine) if c is not None]
+    out = []
+    for r in range(n):
+        where = {"segment": si, "file": seg.file.name, "k": None, "char": None,
+                 "kind": "repeat", "rep": r}
+        answers = {}
+        order = helios if r % 2 == 0 else helios[::-1]
+        for c in order:
+            answers[c.name] = c.complete(prefix, suffix, fname, cfg.max_tokens, 0.0,
+                                         client_id=f"bench-repeat-{si}-{r}")
+        main = answers[helios[0].name]
+        if not main.model_ran:
+            continue
+        pair = _mirror(ctx, main, prefix, suffix, fname, where)
+        engine = answers.get("helios-engine")
+        if engine is not None and ctx.http is not None:
+            pair["engine_latency"] = engine.latency
+        out.append(pair)
+    return out
 
 
 def _mirror(ctx: Context, ans: Answer, prefix: str, suffix: str, fname: str,
             where: dict[str, Any]) -> dict[str, Any]:
+    """The bare model on the very work Helios just did: the same prompt tokens (minus the
+    healed last token), the same number of sampled tokens."""
     bare = ctx.bare
     tokens = bare.helios_prompt(prefix, suffix, fname, ctx.config.max_tokens)
     evaluated_prompt = tokens[:-1] if bare.heals(tokens) else tokens

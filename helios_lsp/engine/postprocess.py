@@ -12,6 +12,7 @@ stops as soon as the answer is known) and once at the end (`Cleaner.finish`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from helios_lsp.engine.languages import Language
@@ -20,6 +21,10 @@ LINE, BLOCK = "line", "block"
 _PAIRS = {")": "(", "]": "[", "}": "{"}
 _OPENERS = "([{"
 _QUOTES = "\"'`"
+
+
+# A line of at most one word (`}`, `end`, `pass`, `break;`) may follow an equal one.
+_TRIVIAL_LINE = re.compile(r"[\W_]*\w*[\W_]*")
 
 
 def indent_width(line: str) -> int:
@@ -46,7 +51,8 @@ def analyse(prefix: str, suffix: str, lang: Language, max_next_lines: int = 8) -
     next_lines = next_lines[:max_next_lines]
 
     def opens_block(line: str) -> bool:
-        return bool(line.strip()) and line.rstrip().endswith(lang.block_openers)
+        code = strip_comment(line, lang.line_comment).rstrip()
+        return bool(code) and code.endswith(lang.block_openers)
 
     mode, block_indent = LINE, 0
     if not line_suffix.strip():
@@ -59,6 +65,35 @@ def analyse(prefix: str, suffix: str, lang: Language, max_next_lines: int = 8) -
             mode = BLOCK
             block_indent = indent_width(line_prefix) + 1
     return CursorContext(mode, line_prefix, line_suffix, prev_line, next_lines, block_indent)
+
+
+def strip_comment(line: str, marker: str) -> str:
+    """`line` without its trailing line comment (`# References:` opens no block).
+
+    Quotes are tracked so that `"http://x"` is not a comment; good enough for one line."""
+    if not marker:
+        return line
+    quote = ""
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in _QUOTES:
+            quote = ch
+        elif line.startswith(marker, i):
+            return line[:i]
+        i += 1
+    return line
+
+
+def repeats_line(line: str, other: str) -> bool:
+    """Whether `line` is a copy of `other`, beyond a lone bracket or keyword."""
+    line = line.strip()
+    return bool(line) and line == other.strip() and not _TRIVIAL_LINE.fullmatch(line)
 
 
 def _imbalance(text: str) -> int:
@@ -89,6 +124,10 @@ class Cleaner:
 
         lines = text.split("\n")
         # lines[0] continues the cursor's line; judge the lines that follow it.
+        if (final or len(lines) > 1) and lines[0].strip() and repeats_line(
+            ctx.line_prefix + lines[0], ctx.prev_line
+        ):
+            return 0, "repeats_previous_line"
         offset = len(lines[0]) + 1
         blank_run = 0
         previous = ctx.line_prefix + lines[0]
@@ -109,7 +148,7 @@ class Cleaner:
                 return None
             if next_line and line.strip() == next_line:
                 return start, "repeats_suffix"
-            if line.strip() == previous.strip():
+            if line.strip() == previous.strip():  # the model looping, even on `}`
                 return start, "repeated_line"
             previous = line
         return None
@@ -132,9 +171,11 @@ class Cleaner:
                 return "", "repeats_suffix"
             text = self._drop_suffix_overlap(text)
 
-        if ctx.mode == LINE:
-            typed = (ctx.line_prefix + text).strip()
-            if typed and typed == ctx.prev_line.strip() and text.strip():
+        if ctx.mode == LINE and text.strip():
+            # The line as it would read, with or without what is already after the cursor.
+            if repeats_line(ctx.line_prefix + text, ctx.prev_line) or repeats_line(
+                ctx.line_prefix + text + ctx.line_suffix, ctx.prev_line
+            ):
                 return "", "repeats_previous_line"
         elif ctx.next_lines and text.strip():
             # The whole block is already there below the cursor.

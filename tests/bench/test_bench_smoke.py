@@ -76,6 +76,10 @@ def test_overhead_pairs_match_the_work(report):
     assert first["pairs"] == 1 and first["work_matched"] == 1.0  # same prompt, same tokens
     assert _positive(first["helios"]["median"]) and _positive(first["bare"]["median"])
     assert first["ratio"]["median"] > 0
+    repeat = ov["repeat"]
+    assert 1 <= repeat["pairs"] <= 2 and repeat["work_matched"] > 0
+    assert ov["target_pairs"]["pairs"] >= 1 and ov["target_pairs"]["ratio"]["median"] > 0
+    assert ov["repeat_engine"]["pairs"] == repeat["pairs"]
 
 
 def test_paced_typing_ran_with_cancellation(report):
@@ -89,7 +93,7 @@ def test_paced_typing_ran_with_cancellation(report):
 def test_typeahead_and_quality_are_scored(report):
     ta = report["summary"]["typeahead"]
     for name in ("helios-http", "helios-lsp"):
-        assert ta[name]["starts"] == 1
+        assert ta[name]["starts"] == 1  # one probe, right after the replayed segment
         assert ta[name]["hits"] <= ta[name]["typed"] <= 3
         if ta[name]["hits"]:
             assert _positive(ta[name]["latency_hits"]["median"])

@@ -81,3 +81,47 @@ def test_cut_stops_generation_early():
     assert block.cut("\n    return 1\n") is None
     # the dedented line is judged as soon as it has a visible character
     assert block.cut("\n    return 1\nd") == (13, "block")
+
+
+def test_a_comment_ending_in_a_colon_opens_no_block():
+    # `# http:` ends in ":" but is a comment: one line, not a Python block.
+    ctx = analyse("# References:\n# http:", "\n", PY)
+    assert ctx.mode == LINE
+    # the code before a trailing comment still decides
+    assert analyse("if ready:  # go on", "\n", PY).mode == BLOCK
+    assert analyse("total = 1  # why:", "\n", PY).mode == LINE
+    assert analyse('url = "http://x.org/a:"', "\n", PY).mode == LINE
+    assert analyse("call(a, // later\n", "", JS).mode == LINE  # blank line below `call(a, //`
+
+
+@pytest.mark.parametrize(
+    ("prefix", "suffix", "generated", "expected"),
+    [
+        # the line would read as the one above it: garbage, in any mode
+        ("# http://en.wikipedia.org/wiki/YIQ\n# http:", "\n# more\n",
+         "//en.wikipedia.org/wiki/YIQ", ""),
+        ("# http://en.wikipedia.org/wiki/YIQ\n# http:", "",
+         "//en.wikipedia.org/wiki/YIQ\n# http://x", ""),
+        # ... also counting what is already after the cursor on the line
+        ("total = add(a, b)\ntotal = add(", ")\n", "a, b", ""),
+        ("def f():", "", "\n    return 1", "\n    return 1"),
+        # a lone bracket or keyword may follow an equal line
+        ("        }\n    ", "\n", "}", "}"),
+        ("            pass\n        ", "\n", "pass", "pass"),
+        # a different line that starts like the one above is kept
+        ("# http://en.wikipedia.org/wiki/YIQ\n# http:", "\n",
+         "//en.wikipedia.org/wiki/HLS", "//en.wikipedia.org/wiki/HLS"),
+    ],
+)
+def test_repeating_the_line_above_is_dropped(prefix, suffix, generated, expected):
+    assert clean(prefix, suffix, generated) == expected
+
+
+def test_block_mode_stops_generating_once_the_first_line_repeats_the_one_above():
+    cleaner = Cleaner(analyse("x = compute(1)\nx = compute(", "", PY))
+    assert cleaner.ctx.mode == BLOCK  # after an open bracket
+    assert cleaner.cut("1)") is None  # the line is not complete yet
+    assert cleaner.cut("1)\n") == (0, "repeats_previous_line")
+    assert cleaner.finish("1)\nprint(x)") == ("", "repeats_previous_line")
+    fresh = Cleaner(analyse("x = compute(1)\ny = compute(", "", PY))
+    assert fresh.cut("2)\n") is None
