@@ -49,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     net.add_argument("--allow-remote", action="store_true", default=None,
                      help="allow binding a non-loopback address")
 
-    sub.add_parser("serve", parents=[common, net], help="run the REST API")
+    serve = sub.add_parser("serve", parents=[common, net], help="run the REST API")
+    serve.add_argument("--parent-pid", type=int,
+                       help="stop when this process exits (env HELIOS_PARENT_PID)")
     lsp = sub.add_parser("lsp", parents=[common, net],
                          help="run the language server on stdio, with the HTTP sidecar")
     lsp.add_argument("--no-http", action="store_true", help="do not start the HTTP sidecar")
@@ -69,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
         key: getattr(args, key, None)
-        for key in ("model", "debug", "n_threads", "n_ctx", "host", "port", "allow_remote")
+        for key in ("model", "debug", "n_threads", "n_ctx", "host", "port", "allow_remote",
+                    "parent_pid")
     }
     return Settings.from_env(**overrides)
 

@@ -56,6 +56,11 @@ class Settings(BaseModel):
     max_in_flight: int = Field(5, ge=1, le=1000)
     max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
 
+    # --- process ---
+    # Set by an editor that starts `helios serve`: the server stops when that process is
+    # gone, so a crashed editor does not leave a model in memory.
+    parent_pid: int | None = Field(None, ge=1, le=2**31 - 1)
+
     @property
     def model_spec(self) -> str:
         return self.model or DEFAULT_MODEL_NAME

@@ -48,7 +48,12 @@ async def _serve(settings: Settings) -> int:
                       exc.strerror or exc)
             return 1
         loading = asyncio.create_task(_load(engine, server.url))
+        watch = None
+        if settings.parent_pid is not None:
+            watch = asyncio.create_task(_watch_parent(settings.parent_pid, stop))
         await stop.wait()
+        if watch is not None:
+            watch.cancel()
         log.info("stopping: new requests get 503, requests in flight finish")
         await server.stop()
         loading.cancel()  # a load in progress still finishes in the engine's thread
@@ -57,6 +62,32 @@ async def _serve(settings: Settings) -> int:
         await engine.close()
     log.info("stopped")
     return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+async def _watch_parent(pid: int, stop: asyncio.Event, every: float = 1.0) -> None:
+    """Set `stop` once process `pid` is gone. A child of it is re-parented when it dies
+    (while a dead parent may linger as a zombie), so that counts as gone too."""
+    child_of_it = os.getppid() == pid
+    if not _alive(pid):
+        log.warning("parent process %d is not running: stopping", pid)
+        stop.set()
+        return
+    while not stop.is_set():
+        await asyncio.sleep(every)
+        if not _alive(pid) or (child_of_it and os.getppid() != pid):
+            log.warning("parent process %d exited: stopping", pid)
+            stop.set()
+            return
 
 
 async def _load(engine: Engine, url: str) -> None:

@@ -355,3 +355,20 @@ async def test_a_caller_that_stops_waiting_does_not_stop_the_load(tiny_model: Pa
     await wait_until(lambda: eng.state in (EngineState.READY, EngineState.FAILED))
     assert eng.state is EngineState.READY and eng.load_error is None
     await eng.close()
+
+
+def test_healing_mask_is_every_token_agreeing_with_the_healed_bytes(tiny_model: Path):
+    """The mask comes from binary searches over the sorted vocabulary; it must equal the
+    plain definition: pieces that start with the pending bytes, or are a prefix of them."""
+    model = LoadedModel(resolve_model(str(tiny_model)), settings_for(tiny_model))
+    pieces = [model.piece(t) for t in range(model.n_vocab)]
+    pendings = {b"(", b"\n", b"\n    ", b" fo", b"re", b"\xe2\x82", b"\xff", b"zz~"}
+    pendings |= {p[:n] for p in pieces[::7] for n in (1, 2, 3) if p[:n]}
+    try:
+        for pending in sorted(pendings):
+            expected = [t for t, p in enumerate(pieces) if p and (
+                p.startswith(pending) or (pending.startswith(p) and len(p) < len(pending)))]
+            got = [int(t) for t in model._healing_mask(pending).nonzero()[0]]
+            assert got == expected, pending
+    finally:
+        model.close()

@@ -22,6 +22,7 @@ from tests.http.conftest import (
     Reply,
     Server,
     completion,
+    health,
     launch,
     long_code,
     read_reply,
@@ -265,3 +266,44 @@ def test_load_progress_on_a_terminal(tmp_path: Path):
     finally:
         assert server.stop() == 0
         os.close(controller)
+
+
+def test_stops_when_its_parent_process_exits(tmp_path: Path, tiny_model: Path):
+    """An editor that starts `helios serve --parent-pid <its pid>` and crashes does not
+    leave the model in memory."""
+    editor = subprocess.Popen(["sleep", "300"])
+    server = launch(tmp_path, args=["--parent-pid", str(editor.pid)], model=str(tiny_model))
+    try:
+        wait_for(lambda: (r := health(server)) is not None and r.status == 200,
+                 "/health 200", STARTUP_SECONDS)
+        time.sleep(1.5)  # a few checks of a living parent change nothing
+        assert server.alive()
+        editor.kill()
+        editor.wait()  # reaped: the pid is gone, as when an editor dies
+        assert server.proc.wait(30) == 0
+        assert f"parent process {editor.pid} exited: stopping" in server.log()
+        assert "Traceback" not in server.log()
+    finally:
+        editor.kill()
+        server.stop(signal.SIGKILL)
+
+
+def test_a_parent_pid_that_is_not_running_stops_it_at_once(tmp_path: Path, tiny_model: Path):
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    proc = subprocess.run(
+        [sys.executable, "-m", "helios_lsp", "serve", "--port", str(free_port())],
+        env=server_env(tmp_path, model=str(tiny_model), parent_pid=str(gone.pid)),
+        capture_output=True, text=True, timeout=STARTUP_SECONDS)
+    assert proc.returncode == 0, proc.stderr
+    assert f"parent process {gone.pid} is not running: stopping" in proc.stderr
+
+
+def test_an_invalid_parent_pid_is_a_clear_error(tmp_path: Path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "helios_lsp", "serve", "--parent-pid", "0"],
+        env=server_env(tmp_path), capture_output=True, text=True, timeout=STARTUP_SECONDS)
+    assert proc.returncode == 2
+    assert "invalid setting: HELIOS_PARENT_PID: Input should be greater than or equal to 1" in (
+        proc.stderr)
+    assert "Traceback" not in proc.stderr

@@ -38,7 +38,9 @@ export function launchFor(command: string, serverUrl: string): ServerLaunch | st
   if (trimmed === '') {
     return 'helios.serverCommand is empty';
   }
-  return { command: trimmed, args: ['serve', '--host', host, '--port', String(port)], host, port };
+  // --parent-pid: the server stops itself if this extension host dies without stopping it.
+  const args = ['serve', '--host', host, '--port', String(port), '--parent-pid', String(process.pid)];
+  return { command: trimmed, args, host, port };
 }
 
 export function isLoopback(host: string): boolean {

@@ -6,13 +6,13 @@ describe('launchFor', () => {
   test('a loopback http URL gives `serve --host --port`', () => {
     assert.deepEqual(launchFor('helios', 'http://127.0.0.1:8000'), {
       command: 'helios',
-      args: ['serve', '--host', '127.0.0.1', '--port', '8000'],
+      args: ['serve', '--host', '127.0.0.1', '--port', '8000', '--parent-pid', String(process.pid)],
       host: '127.0.0.1',
       port: 8000,
     });
     const v6 = launchFor('/opt/helios/bin/helios', 'http://[::1]:9000/');
     assert.ok(typeof v6 !== 'string');
-    assert.deepEqual(v6.args, ['serve', '--host', '::1', '--port', '9000']);
+    assert.deepEqual(v6.args, ['serve', '--host', '::1', '--port', '9000', '--parent-pid', String(process.pid)]);
     const localhost = launchFor('helios', 'http://localhost');
     assert.ok(typeof localhost !== 'string');
     assert.equal(localhost.port, 80);
