@@ -532,7 +532,7 @@ class HeliosEngine:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self.engine = Engine(Settings(model=str(model), n_threads=threads))
+        self.engine = Engine(Settings.from_env(model=str(model), n_threads=threads))
         started = time.perf_counter()
         self._call(self.engine.load())
         self.load_seconds = time.perf_counter() - started

@@ -355,6 +355,7 @@ class Engine:
             prompt.tokens, max_tokens=max_tokens, temperature=inp.temperature,
             time_budget=self.settings.time_budget, cancelled=job.is_cancelled,
             should_stop=lambda text: cleaner.cut(text) is not None,
+            min_prob=self.settings.min_token_prob,
         )
         text, cut_reason = cleaner.finish(decoded.text())
         confidence = geometric_mean(decoded.probs_for(len(text))) if text else 0.0

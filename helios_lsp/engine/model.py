@@ -273,9 +273,11 @@ class LoadedModel:
         time_budget: float,
         cancelled: Callable[[], bool],
         should_stop: Callable[[str], bool],
+        min_prob: float = 0.0,
     ) -> Decoded:
         """Evaluate `prompt`, then generate until an end token, `max_tokens`, `time_budget`
-        seconds of generation, or `should_stop(text so far)`.
+        seconds of generation, `should_stop(text so far)`, or (once some text is there) a
+        token the model gives less than `min_prob`.
 
         Raises JobCancelledError as soon as `cancelled()` turns true."""
         if len(prompt) + max_tokens > self.n_ctx:
@@ -295,6 +297,9 @@ class LoadedModel:
                 token, prob = self._pick(self._last_logits(), temperature, allowed)
                 if self.is_end(token):
                     out.stop_reason = "eog"
+                    return out
+                if prob < min_prob and len(produced) > len(out.healed):
+                    out.stop_reason = "unsure"
                     return out
                 out.tokens.append(token)
                 out.pieces.append(self.piece(token))

@@ -372,3 +372,21 @@ def test_healing_mask_is_every_token_agreeing_with_the_healed_bytes(tiny_model: 
             assert got == expected, pending
     finally:
         model.close()
+
+
+def test_a_suggestion_stops_before_a_token_the_model_is_unsure_of(tiny_model: Path):
+    model = LoadedModel(resolve_model(str(tiny_model)), settings_for(tiny_model))
+    prompt = [model.bos, *model.encode(CODE_ABOVE)]
+    run = dict(max_tokens=8, temperature=0.0, time_budget=60, cancelled=lambda: False,
+               should_stop=lambda text: False)
+    try:
+        free = model.decode(prompt, **run)
+        assert len(free.tokens) >= 3 and max(free.probs) < 0.5  # a random model is unsure
+        unsure = model.decode(prompt, min_prob=0.5, **run)
+        assert unsure.stop_reason == "unsure"
+        # the same greedy path, cut right after the first token that shows text
+        assert unsure.tokens == free.tokens[: len(unsure.tokens)]
+        assert unsure.text() != ""
+        assert b"".join(unsure.pieces[:-1]) == unsure.healed[: len(b"".join(unsure.pieces[:-1]))]
+    finally:
+        model.close()
