@@ -44,6 +44,12 @@ class Answer:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def sampled_not_kept(stop_reason: str | None) -> int:
+    """1 when Helios sampled a last token it did not keep (an end token, or one it was
+    unsure of): the bare model must sample it too for the work to match."""
+    return 1 if stop_reason in ("eog", "unsure") else 0
+
+
 class Unavailable(RuntimeError):
     """This contender cannot run here (a missing package, a server that will not start)."""
 

@@ -15,7 +15,7 @@ import pstats
 import time
 import types
 
-from bench.contenders import Bare
+from bench.contenders import Bare, sampled_not_kept
 from bench.workload import load_files
 
 
@@ -59,7 +59,7 @@ def main() -> None:
     def bare_run(inp, out):
         tokens = bare.helios_prompt(inp.prefix, inp.suffix, inp.filename, 64)
         tokens = tokens[:-1] if bare.heals(tokens) else tokens
-        return bare.run(tokens, out.generated_tokens + (out.stop_reason == "eog"))
+        return bare.run(tokens, out.generated_tokens + sampled_not_kept(out.stop_reason))
 
     # Pass 1, timed without a profiler: the engine, then the bare model on the same work.
     first = helios_run(inputs[0])  # cold prompt: not counted

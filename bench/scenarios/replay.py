@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from bench.contenders import Answer
+from bench.contenders import Answer, sampled_not_kept
 from bench.context import Context
 from bench.workload import Segment
 
@@ -122,7 +122,7 @@ def _mirror(ctx: Context, ans: Answer, prefix: str, suffix: str, fname: str,
     bare = ctx.bare
     tokens = bare.helios_prompt(prefix, suffix, fname, ctx.config.max_tokens)
     evaluated_prompt = tokens[:-1] if bare.heals(tokens) else tokens
-    n_sample = (ans.generated or 0) + (1 if ans.stop_reason == "eog" else 0)
+    n_sample = (ans.generated or 0) + sampled_not_kept(ans.stop_reason)
     b = bare.run(evaluated_prompt, n_sample)
     return {
         **where,
