@@ -112,16 +112,14 @@ def main(argv: list[str] | None = None) -> int:
 
             interval = args.typing_ms / 1000
             probes: list[dict[str, Any]] = []
-            paced_out: dict[str, Any] = {"interval": interval, "records": [], "segments": []}
+            paced_parts: list[dict[str, Any]] = []
 
             def after_segment(si: int, seg) -> None:
                 # While this segment's prompt is warm: type-ahead, then typing at speed.
                 if "typeahead" in only:
                     probes.extend(typeahead.probe(ctx, si, typeahead.start_in_last_line(seg)))
                 if "paced" in only and si < config.paced_segments:
-                    part = paced.segment(ctx, si, seg, interval)
-                    paced_out["records"] += part["records"]
-                    paced_out["segments"] += part["segments"]
+                    paced_parts.append(paced.segment(ctx, si, seg, interval))
 
             if "replay" in only:
                 from bench.scenarios import replay
@@ -130,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 if "typeahead" in only:
                     results["typeahead"] = {"records": probes, "where": "warm, after replay"}
                 if "paced" in only:
-                    results["paced"] = paced_out
+                    results["paced"] = paced.merge(interval, paced_parts)
             else:
                 if "paced" in only:
                     results["paced"] = paced.run(ctx, segments[: config.paced_segments],

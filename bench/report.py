@@ -379,12 +379,13 @@ def markdown(report: dict[str, Any]) -> str:
         lines += _table(["requests", "pairs", "work matched", "evaluated (median)",
                          "sampled (median)", "Helios median", "bare median",
                          "ratio median", "ratio p95", "extra ms (median)"], rows)
-        re = ov.get("repeat_engine")
-        if re:
-            lines += [f"Split on the repeated requests ({re['pairs']}): the engine in process "
-                      f"takes {_fmt_ratio(re['engine_vs_bare']['median'])} the bare model's "
-                      f"time (median), HTTP adds "
-                      f"{_n(re['http_minus_engine_ms']['median'], 1)} ms (median) on top.", ""]
+        split = ov.get("repeat_engine")
+        if split:
+            lines += [f"Split on the repeated requests ({split['pairs']}): the engine in "
+                      f"process takes {_fmt_ratio(split['engine_vs_bare']['median'])} the bare "
+                      f"model's time (median), HTTP adds "
+                      f"{_n(split['http_minus_engine_ms']['median'], 1)} ms (median) on top.",
+                      ""]
 
     if "replay" in s:
         rp = s["replay"]

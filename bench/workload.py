@@ -195,6 +195,12 @@ def quality_cases(files: list[SourceFile], n: int, seed: int,
     return cases
 
 
+def start_column(line: str) -> int:
+    """Where a type-ahead start goes in `line`: after its indentation and a third of it."""
+    indent = len(line) - len(line.lstrip())
+    return min(len(line) - 1, indent + max(2, (len(line) - indent) // 3))
+
+
 def typeahead_starts(files: list[SourceFile], n: int, seed: int,
                      max_chars: int = MAX_PREFIX_CHARS) -> list[Segment]:
     """Cursor positions at the end of a line's first word or two, where a suggestion
@@ -204,8 +210,6 @@ def typeahead_starts(files: list[SourceFile], n: int, seed: int,
     for f in rng.sample(files, min(n, len(files))):
         line = rng.choice(_usable_lines(f, max_chars))
         text = f.lines()[line]
-        indent = len(text) - len(text.lstrip())
-        col = min(len(text) - 1, indent + max(2, (len(text) - indent) // 3))
-        start = f.offset(line, col)
+        start = f.offset(line, start_column(text))
         out.append(Segment(f, start, f.offset(line, len(text))))
     return out

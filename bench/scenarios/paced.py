@@ -200,11 +200,13 @@ def segment(ctx: Context, si: int, seg: Segment, interval: float) -> dict[str, A
     return {"records": records, "segments": segment_records}
 
 
+def merge(interval: float, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The scenario's result from the results of `segment`."""
+    return {"interval": interval,
+            "records": [r for part in parts for r in part["records"]],
+            "segments": [r for part in parts for r in part["segments"]]}
+
+
 def run(ctx: Context, segments: list[Segment], interval: float) -> dict[str, Any]:
     """Stand-alone: every segment in turn (cold prompts at each start)."""
-    out: dict[str, Any] = {"interval": interval, "records": [], "segments": []}
-    for si, seg in enumerate(segments):
-        part = segment(ctx, si, seg, interval)
-        out["records"] += part["records"]
-        out["segments"] += part["segments"]
-    return out
+    return merge(interval, [segment(ctx, si, seg, interval) for si, seg in enumerate(segments)])

@@ -13,17 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from bench.context import Context
-from bench.workload import Segment
+from bench.workload import Segment, start_column
 
 
 def start_in_last_line(seg: Segment) -> Segment:
-    """A start inside the segment's last line: after its indentation and a third of it."""
+    """A start inside the segment's last line (see `start_column`)."""
     text = seg.file.text
     line_start = text.rfind("\n", 0, seg.end) + 1
-    line = text[line_start:seg.end]
-    indent = len(line) - len(line.lstrip())
-    col = min(len(line) - 1, indent + max(2, (len(line) - indent) // 3))
-    return Segment(seg.file, line_start + col, seg.end)
+    return Segment(seg.file, line_start + start_column(text[line_start:seg.end]), seg.end)
 
 
 def probe(ctx: Context, ti: int, seg: Segment) -> list[dict[str, Any]]:

@@ -64,6 +64,20 @@ CASES = [
     ("x = compute(1)\n", "", "x = compute(1)", ""),
     # repeated lines in a block are cut at the repetition
     ("def f():", "", "\n    x += 1\n    x += 1\n    x += 1", "\n    x += 1"),
+    # the line would read as the one above it: garbage, in any mode
+    ("# http://en.wikipedia.org/wiki/YIQ\n# http:", "\n# more\n",
+     "//en.wikipedia.org/wiki/YIQ", ""),
+    ("# http://en.wikipedia.org/wiki/YIQ\n# http:", "",
+     "//en.wikipedia.org/wiki/YIQ\n# http://x", ""),
+    # ... also counting what is already after the cursor on the line
+    ("total = add(a, b)\ntotal = add(", ")\n", "a, b", ""),
+    ("def f():", "", "\n    return 1", "\n    return 1"),
+    # a lone bracket or keyword may follow an equal line
+    ("        }\n    ", "\n", "}", "}"),
+    ("            pass\n        ", "\n", "pass", "pass"),
+    # a different line that starts like the one above is kept
+    ("# http://en.wikipedia.org/wiki/YIQ\n# http:", "\n",
+     "//en.wikipedia.org/wiki/HLS", "//en.wikipedia.org/wiki/HLS"),
 ]
 
 
@@ -92,29 +106,6 @@ def test_a_comment_ending_in_a_colon_opens_no_block():
     assert analyse("total = 1  # why:", "\n", PY).mode == LINE
     assert analyse('url = "http://x.org/a:"', "\n", PY).mode == LINE
     assert analyse("call(a, // later\n", "", JS).mode == LINE  # blank line below `call(a, //`
-
-
-@pytest.mark.parametrize(
-    ("prefix", "suffix", "generated", "expected"),
-    [
-        # the line would read as the one above it: garbage, in any mode
-        ("# http://en.wikipedia.org/wiki/YIQ\n# http:", "\n# more\n",
-         "//en.wikipedia.org/wiki/YIQ", ""),
-        ("# http://en.wikipedia.org/wiki/YIQ\n# http:", "",
-         "//en.wikipedia.org/wiki/YIQ\n# http://x", ""),
-        # ... also counting what is already after the cursor on the line
-        ("total = add(a, b)\ntotal = add(", ")\n", "a, b", ""),
-        ("def f():", "", "\n    return 1", "\n    return 1"),
-        # a lone bracket or keyword may follow an equal line
-        ("        }\n    ", "\n", "}", "}"),
-        ("            pass\n        ", "\n", "pass", "pass"),
-        # a different line that starts like the one above is kept
-        ("# http://en.wikipedia.org/wiki/YIQ\n# http:", "\n",
-         "//en.wikipedia.org/wiki/HLS", "//en.wikipedia.org/wiki/HLS"),
-    ],
-)
-def test_repeating_the_line_above_is_dropped(prefix, suffix, generated, expected):
-    assert clean(prefix, suffix, generated) == expected
 
 
 def test_block_mode_stops_generating_once_the_first_line_repeats_the_one_above():
