@@ -336,9 +336,23 @@ async def test_reload_failure_is_reported_to_joiners(tmp_path: Path, tiny_model:
 
 async def test_close_during_load_leaves_engine_closed(tiny_model: Path):
     eng = Engine(settings_for(tiny_model))
+    # Hold the load inside the worker until close() has begun: a tiny model loads in a few
+    # milliseconds, faster than any sleep could count on.
+    in_load, release = threading.Event(), threading.Event()
+    load_in_worker = eng._load_in_worker
+
+    def held_load(job):
+        in_load.set()
+        release.wait(10)
+        return load_in_worker(job)
+
+    eng._load_in_worker = held_load
     loading = asyncio.ensure_future(eng.load())
-    await asyncio.sleep(0.01)
-    await eng.close()
+    await asyncio.to_thread(in_load.wait, 5)
+    closing = asyncio.ensure_future(eng.close())
+    await wait_until(lambda: eng.state is EngineState.CLOSED)
+    release.set()
+    await closing
     await asyncio.wait({loading})
     assert isinstance(loading.exception(), ModelError)
     assert eng.state is EngineState.CLOSED and not eng.ready
