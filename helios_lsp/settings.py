@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 DEFAULT_MODEL_NAME = "codellama:7b-code"
 ENV_PREFIX = "HELIOS_"
@@ -59,6 +59,22 @@ class Settings(BaseModel):
     rate_burst: int = Field(20, ge=1, le=100_000)
     max_in_flight: int = Field(5, ge=1, le=1000)
     max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Connections (slow or idle clients must not hold sockets, nor exhaust open files): a
+    # request's headers, and then its body, must each arrive within request_timeout; an
+    # idle connection is closed after keepalive_timeout; at max_connections open, a new
+    # connection closes the one idle longest (or is refused when none is idle).
+    request_timeout: float = Field(10.0, ge=0.1, le=600,
+                                   description="seconds to send the headers, then the body")
+    keepalive_timeout: float = Field(15.0, ge=0.1, le=3600, description="idle seconds")
+    max_connections: int = Field(256, ge=2, le=65_536)
+    # Required to bind beyond loopback; when set, every endpoint but /health needs
+    # `Authorization: Bearer <key>`. Secret: never shown in logs, repr or /status.
+    api_key: SecretStr | None = None
+    api_key_file: str | None = Field(None, max_length=4096, description="file holding the key")
+
+    # --- files ---
+    # Where per-user state lives (model probe verdicts); default $XDG_CACHE_HOME/helios.
+    cache_dir: str | None = None
 
     # --- process ---
     # Set by an editor that starts `helios serve`: the server stops when that process is

@@ -309,3 +309,17 @@ def write_corrupt(path: str | os.PathLike[str], kind: str, *, seed: int = 0) -> 
     else:
         raise ValueError(f"unknown corrupt kind {kind!r}; expected one of {CORRUPT_KINDS}")
     return path
+
+
+def write_aborting_model(path: str | os.PathLike[str], *, block_count: int = 0) -> Path:
+    """A tiny model whose header passes every check Helios makes, but whose `block_count`
+    (0, or above llama.cpp's 512 layers) trips a GGML_ASSERT: llama.cpp aborts the process
+    that loads it (SIGABRT)."""
+    from gguf import GGUFReader
+
+    path = write_tiny_model(path, fim="codellama")
+    reader = GGUFReader(path, "r+")
+    field = reader.fields["llama.block_count"]
+    field.parts[field.data[0]][0] = block_count
+    del reader  # flushes the memory map
+    return path

@@ -4,6 +4,7 @@ from helios_lsp.engine.core import Engine, EngineStats
 from helios_lsp.engine.errors import (
     CompletionFailedError,
     EngineError,
+    EngineOverloadedError,
     InvalidModelFileError,
     JobCancelledError,
     ModelError,
@@ -22,6 +23,7 @@ __all__ = [
     "CompletionOutput",
     "Engine",
     "EngineError",
+    "EngineOverloadedError",
     "EngineState",
     "EngineStats",
     "InvalidModelFileError",

@@ -19,10 +19,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from helios_lsp.engine.errors import (
     EngineError,
+    EngineOverloadedError,
     InvalidModelFileError,
     JobCancelledError,
     ModelError,
@@ -31,6 +33,7 @@ from helios_lsp.engine.errors import (
 )
 from helios_lsp.engine.languages import detect
 from helios_lsp.engine.model import LoadedModel
+from helios_lsp.engine.model_probe import ModelRefusedError, check_model_file, default_cache_dir
 from helios_lsp.engine.model_source import ResolvedModel, resolve_model
 from helios_lsp.engine.postprocess import Cleaner, analyse
 from helios_lsp.engine.prompt import PromptBuilder
@@ -105,6 +108,8 @@ def _public_reason(exc: BaseException) -> str:
     """Why a load failed, in words that carry no path or environment value."""
     if isinstance(exc, ModelNotFoundError):
         return "the configured model was not found (see the server log)"
+    if isinstance(exc, ModelRefusedError):
+        return str(exc)  # says what llama.cpp did, never where the file is
     if isinstance(exc, InvalidModelFileError):
         return "the model file is not a valid GGUF model (see the server log)"
     if isinstance(exc, ModelError):
@@ -136,12 +141,19 @@ class Engine:
         self._typeahead = TypeAhead()
         self._listeners: list[Callable[[EngineState], None]] = []
         self._busy = False  # the worker is inside a job
+        self._completions: set[_Job] = set()  # completion jobs awaited by a caller
 
     # --- state ----------------------------------------------------------------
 
     @property
     def ready(self) -> bool:
         return self.state is EngineState.READY
+
+    @property
+    def in_flight(self) -> int:
+        """Completion jobs queued or running, whoever asked (a superseded one stops
+        counting the moment it is dropped)."""
+        return sum(1 for job in self._completions if not job.future.done())
 
     @property
     def model_name(self) -> str | None:
@@ -174,6 +186,8 @@ class Engine:
             "n_ctx": model.n_ctx if model is not None else None,
             "n_threads": self.settings.n_threads,
             "queued": sum(1 for job in self._queue if job is not None),
+            "in_flight": self.in_flight,
+            "max_in_flight": self.settings.max_in_flight,
             "busy": self._busy,
             "load_error": self.load_error_public,
             "stats": asdict(self.stats),
@@ -218,15 +232,15 @@ class Engine:
                 self._busy = False
 
     async def _run(self, fn: Callable[[_Job], Any], key: tuple[str, str] | None = None,
-                   on_done: Callable[[asyncio.Future[Any]], None] | None = None) -> Any:
+                   on_done: Callable[[asyncio.Future[Any]], None] | None = None,
+                   jobs: set[_Job] | None = None) -> Any:
         job = _Job(fn, asyncio.get_running_loop(), key)
+        if jobs is not None:
+            jobs.add(job)
         if on_done is not None:  # runs even when the caller has stopped waiting
             job.future.add_done_callback(on_done)
         if key is not None:
-            older = self._latest.get(key)
-            if older is not None and not older.future.done():
-                older.cancel("superseded")
-                self.stats.superseded += 1
+            self._supersede(key)
             self._latest[key] = job
         self._submit(job)
         try:
@@ -235,8 +249,27 @@ class Engine:
             job.cancel("cancelled")
             raise
         finally:
+            if jobs is not None:
+                jobs.discard(job)
             if key is not None and self._latest.get(key) is job:
                 del self._latest[key]
+
+    def _supersede(self, key: tuple[str, str]) -> None:
+        older = self._latest.get(key)
+        if older is not None and not older.future.done():
+            older.cancel("superseded")
+            self.stats.superseded += 1
+            self._drop_if_queued(older)
+
+    def _drop_if_queued(self, job: _Job) -> None:
+        """Settle a cancelled job that has not started, now: its caller stops waiting (and
+        stops counting against the in-flight bound) without waiting for the running job."""
+        with self._wakeup:
+            try:
+                self._queue.remove(job)
+            except ValueError:
+                return  # the worker has it already; it stops at its next check
+        job.future.set_exception(JobCancelledError(job.cancel_reason or "cancelled"))
 
     # --- loading --------------------------------------------------------------
 
@@ -281,6 +314,9 @@ class Engine:
             self._model.close()
             self._model = self._builder = None
         resolved = resolve_model(self.settings.model)
+        cache_dir = self.settings.cache_dir
+        check_model_file(resolved.path, n_threads=self.settings.n_threads,
+                         cache_dir=Path(cache_dir) if cache_dir else default_cache_dir())
         model = LoadedModel(resolved, self.settings)
         self._model = model
         self._builder = PromptBuilder(
@@ -296,7 +332,8 @@ class Engine:
                        document: str | None = None) -> CompletionOutput:
         """Complete at the cursor. `client_id` + `document` enable supersession.
 
-        Raises ModelNotLoadedError, JobCancelledError, CompletionFailedError."""
+        Raises ModelNotLoadedError, EngineOverloadedError (at `max_in_flight` jobs queued
+        or running, from every caller together), JobCancelledError, CompletionFailedError."""
         if not self.ready:
             raise ModelNotLoadedError(_NOT_READY[self.state])
         self.stats.requests += 1
@@ -311,8 +348,13 @@ class Engine:
                                         from_typeahead=True,
                                         seconds=time.perf_counter() - started)
         key = (client_id, document) if client_id is not None and document is not None else None
+        if key is not None:  # a newer keystroke frees its older job's place first
+            self._supersede(key)
+        if self.in_flight >= self.settings.max_in_flight:
+            raise EngineOverloadedError(self.settings.max_in_flight)
         out: CompletionOutput = await self._run(
-            lambda job: self._complete_in_worker(job, inp), key, on_done=self._account
+            lambda job: self._complete_in_worker(job, inp), key, on_done=self._account,
+            jobs=self._completions,
         )
         self._typeahead.remember(cache_key, inp, out.text, out.confidence)
         return out

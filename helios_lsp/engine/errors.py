@@ -40,5 +40,15 @@ class JobCancelledError(EngineError):
         self.generated = 0
 
 
+class EngineOverloadedError(EngineError):
+    """Refused at once: `limit` completions are already queued or running.
+
+    The one bound every caller meets (HTTP, LSP, CLI): nothing queues without limit."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"too many completions in flight (at most {limit})")
+        self.limit = limit
+
+
 class CompletionFailedError(EngineError):
     """Generation itself failed (llama.cpp returned an error)."""

@@ -23,8 +23,28 @@ _OPENERS = "([{"
 _QUOTES = "\"'`"
 
 
-# A line of at most one word (`}`, `end`, `pass`, `break;`) may follow an equal one.
-_TRIVIAL_LINE = re.compile(r"[\W_]*\w*[\W_]*")
+# Every pass over user text here is linear: the text comes from the editor (a 10k-char
+# run of `_` must not cost more than twice a 5k one), and this runs under the GIL.
+_EDGE = re.compile(r"[\W_]*")  # one greedy class: never backtracks
+_WORD = re.compile(r"\w*")
+# Lines longer than this are not compared as repeats: a repeated 4k-char line is not
+# what the repeat rules are for, and skipping them bounds the work per generated token.
+_MAX_COMPARED_LINE = 4096
+# A suggestion's end is compared with at most this many overlaps with the rest of the
+# line (longest first), and brackets are balanced over this many characters on each side
+# of the cursor: a pathological periodic line is not worth more work.
+_MAX_OVERLAPS = 16
+_BALANCE_WINDOW = 1024
+
+
+def is_trivial_line(line: str) -> bool:
+    r"""At most one word between non-word characters (`}`, `end`, `pass`, `break;`).
+
+    Same as fullmatching `[\W_]*\w*[\W_]*`, in one pass: that regex backtracks
+    cubically on a run of `_`, which is both `\w` and `[\W_]`."""
+    start = _EDGE.match(line).end()  # type: ignore[union-attr]
+    end = len(line) - _EDGE.match(line[::-1]).end()  # type: ignore[union-attr]
+    return start >= end or _WORD.fullmatch(line, start, end) is not None
 
 
 def indent_width(line: str) -> int:
@@ -92,8 +112,10 @@ def strip_comment(line: str, marker: str) -> str:
 
 def repeats_line(line: str, other: str) -> bool:
     """Whether `line` is a copy of `other`, beyond a lone bracket or keyword."""
+    if len(line) > _MAX_COMPARED_LINE or len(other) > _MAX_COMPARED_LINE:
+        return False
     line = line.strip()
-    return bool(line) and line == other.strip() and not _TRIVIAL_LINE.fullmatch(line)
+    return bool(line) and line == other.strip() and not is_trivial_line(line)
 
 
 def _imbalance(text: str) -> int:
@@ -114,6 +136,9 @@ def _imbalance(text: str) -> int:
 class Cleaner:
     def __init__(self, ctx: CursorContext):
         self.ctx = ctx
+        # `cut` runs on every generated token: the cursor's line is joined with the
+        # suggestion only when it is short enough to be compared at all.
+        self._line_prefix = ctx.line_prefix if len(ctx.line_prefix) <= _MAX_COMPARED_LINE else None
 
     def cut(self, text: str, final: bool = False) -> tuple[int, str] | None:
         """Where generation must end in `text`, and why; None to keep going."""
@@ -124,13 +149,14 @@ class Cleaner:
 
         lines = text.split("\n")
         # lines[0] continues the cursor's line; judge the lines that follow it.
-        if (final or len(lines) > 1) and lines[0].strip() and repeats_line(
-            ctx.line_prefix + lines[0], ctx.prev_line
+        first = None if self._line_prefix is None else self._line_prefix + lines[0]
+        if (final or len(lines) > 1) and lines[0].strip() and first is not None and repeats_line(
+            first, ctx.prev_line
         ):
             return 0, "repeats_previous_line"
         offset = len(lines[0]) + 1
         blank_run = 0
-        previous = ctx.line_prefix + lines[0]
+        previous = (first or "").strip()
         next_line = ctx.next_lines[0].strip() if ctx.next_lines else ""
         for i, line in enumerate(lines[1:], start=1):
             complete = final or i < len(lines) - 1
@@ -148,9 +174,9 @@ class Cleaner:
                 return None
             if next_line and line.strip() == next_line:
                 return start, "repeats_suffix"
-            if line.strip() == previous.strip():  # the model looping, even on `}`
+            if line.strip() == previous:  # the model looping, even on `}`
                 return start, "repeated_line"
-            previous = line
+            previous = line.strip()
         return None
 
     def finish(self, raw: str) -> tuple[str, str]:
@@ -194,11 +220,17 @@ class Cleaner:
         partial one only when it balances it: `foo()` before `)` keeps its `)`."""
         ctx = self.ctx
         suffix = ctx.line_suffix.strip()
-        whole = _imbalance(ctx.line_prefix + text + ctx.line_suffix)
-        for k in range(min(len(suffix), len(text)), 0, -1):
+        before = ctx.line_prefix[-_BALANCE_WINDOW:]
+        after_cursor = ctx.line_suffix[:_BALANCE_WINDOW]
+        whole = _imbalance(before + text + after_cursor)
+        tried = 0
+        for k in range(min(len(suffix), len(text), _BALANCE_WINDOW), 0, -1):
             if text.endswith(suffix[:k]):
                 candidate = text[:-k]
-                after = _imbalance(ctx.line_prefix + candidate + ctx.line_suffix)
+                after = _imbalance(before + candidate + after_cursor)
                 if after < whole or (k == len(suffix) and after == whole):
                     return candidate.rstrip()
+                tried += 1
+                if tried >= _MAX_OVERLAPS:
+                    break
         return text

@@ -186,3 +186,19 @@ async def test_stdout_carries_only_json_rpc(lsp: StartLsp, isolated_env, tiny_mo
     await asyncio.sleep(0.2)
     err = capfd.readouterr().err
     assert "print() to stdout" in err and "a native write to fd 1" in err
+
+
+async def test_a_model_that_aborts_llama_cpp_leaves_the_language_server_up(
+        lsp: StartLsp, isolated_env, tmp_path: Path):
+    """Before the probe, llama.cpp's GGML_ASSERT killed the language server (SIGABRT)."""
+    from tests.gguf_factory import write_aborting_model
+
+    bad = write_aborting_model(tmp_path / "bad.gguf")
+    client = await lsp(env_for_model(isolated_env, bad, HELIOS_CACHE_DIR=str(tmp_path / "c")),
+                       caps=capabilities(inline=True))
+    snap = await wait_for_state(client, "failed")
+    assert "SIGABRT" in snap["engine"]["load_error"]
+    uri = "file:///work/a.py"
+    open_doc(client, uri, "def f():\n    ")
+    assert not (await inline(client, uri, 1, 4)).items
+    assert (await status(client))["engine"]["state"] == "failed"  # still answering
