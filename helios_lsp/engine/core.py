@@ -391,7 +391,8 @@ class Engine:
         started = time.perf_counter()
         lang = detect(inp.language, inp.filename)
         max_tokens = min(inp.max_tokens, max(1, model.n_ctx // 2))
-        prompt = builder.build(inp.prefix, inp.suffix, lang, inp.filename, max_tokens)
+        prompt = builder.build(inp.prefix, inp.suffix, lang, inp.filename, max_tokens,
+                               first_line=inp.first_line)
         cleaner = Cleaner(analyse(inp.prefix, inp.suffix, lang))
         decoded = model.decode(
             prompt.tokens, max_tokens=max_tokens, temperature=inp.temperature,

@@ -4,8 +4,12 @@ FIM:      [BOS] PRE <lines above> SUF <rest of line + lines below> MID <line up 
 no FIM:   [BOS] <header naming file and language> <lines above + line up to cursor>
 
 Everything before the cursor's line is stable while typing on that line, so a
-keystroke only re-evaluates the last few tokens. The window of lines above moves in
-steps of `_LINE_STEP` lines, so pressing Enter rarely shifts the prompt's start.
+keystroke only re-evaluates the last few tokens. The window of lines above starts on a
+multiple of `_LINE_STEP` counted from the top of the FILE (the caller says where the text
+it received starts), so pressing Enter rarely shifts the prompt's start, and neither does
+a client that sends only the last N characters: as its cut moves with each keystroke, the
+window's start stays put until the cut passes a whole step of lines. A first line that may
+have been cut (by the client, or by the character bound below) is never used.
 """
 
 from __future__ import annotations
@@ -71,14 +75,15 @@ class PromptBuilder:
         # The lines above the cursor do not change while the user types on a line:
         # remember the last window instead of re-tokenizing it per keystroke.
         # (key, window text, lines in it, its tokens once computed)
-        self._window: tuple[tuple[str, int], str, int, list[int] | None] | None = None
+        self._window: tuple[tuple[str, int, int], str, int, list[int] | None] | None = None
 
     def budget(self, max_tokens: int) -> int:
         """Prompt tokens available when `max_tokens` must still fit in the context."""
         return self.n_ctx - max_tokens - _GENERATION_MARGIN
 
     def build(self, prefix: str, suffix: str, lang: Language, filename: str,
-              max_tokens: int) -> Prompt:
+              max_tokens: int, first_line: int = 0) -> Prompt:
+        """`first_line`: the line of the file where `prefix` starts (0: the file's start)."""
         budget = self.budget(max_tokens)
         if budget < 16:
             raise ValueError(f"max_tokens {max_tokens} leaves no room for a prompt in the "
@@ -96,7 +101,7 @@ class PromptBuilder:
             line_tokens = (self._tail(self.encode_continuation(line), line_tokens_reserve)
                            if line else [])
             room = budget - len(fixed) - 2 - len(suffix_tokens) - line_tokens_reserve
-            above_tokens, n_lines = self._above(above, room)
+            above_tokens, n_lines = self._above(above, room, first_line)
             tokens = (fixed + above_tokens + [self.fim.suffix] + suffix_tokens
                       + [self.fim.middle] + line_tokens)
             return Prompt(tokens, True, n_lines)
@@ -104,7 +109,7 @@ class PromptBuilder:
         header = header_text(lang, filename)
         fixed += self.encode(header) if header else []
         room = budget - len(fixed) - line_tokens_reserve
-        above_text, n_lines = self._above_text(above, room)
+        above_text, n_lines = self._above_text(above, room, first_line)
         body = self.encode(above_text + line)
         # Only a pathological line can overflow: keep its end (the part next to the cursor).
         body = self._tail(body, budget - len(fixed))
@@ -124,32 +129,41 @@ class PromptBuilder:
         tokens = self.encode(kept)
         return tokens[:limit]
 
-    def _window_start(self, lines: list[str], room: int) -> int:
-        """First line of the window above the cursor: aligned to _LINE_STEP, within `room`."""
+    def _window_start(self, lines: list[str], room: int, first: int) -> int:
+        """Index in `lines` (whose first is line `first` of the file) where the window above
+        the cursor starts: on a file line that is a multiple of _LINE_STEP, within `room`."""
         n = len(lines)
-        start = max(0, n - self.prefix_lines)
-        start -= start % _LINE_STEP
+        wanted = first + n - self.prefix_lines
+        wanted -= wanted % _LINE_STEP
+        # Rounded up from the first line received: a moving cut does not move the window.
+        earliest = first + (-first % _LINE_STEP)
+        start = min(max(wanted, earliest), first + n) - first
         counts = [len(self.encode(ln + "\n")) for ln in lines[start:]]
         total = sum(counts)
         while total > room and start < n:
-            step = min(_LINE_STEP - start % _LINE_STEP, n - start)
+            step = min(_LINE_STEP - (first + start) % _LINE_STEP, n - start)
             total -= sum(counts[:step])
             counts = counts[step:]
             start += step
         return start
 
-    def _above_text(self, above: str, room: int) -> tuple[str, int]:
+    def _above_text(self, above: str, room: int, first_line: int = 0) -> tuple[str, int]:
         if not above or room <= 0:
             return "", 0
-        key = (above, room)
+        key = (above, room, first_line)
         if self._window is None or self._window[0] != key:
-            lines = above[-room * _MAX_CHARS_PER_TOKEN:].split("\n")[:-1]  # ends with "\n"
-            kept = lines[self._window_start(lines, room):]
+            limit = room * _MAX_CHARS_PER_TOKEN
+            lines = above[-limit:].split("\n")[:-1]  # `above` ends with "\n"
+            first = first_line + above.count("\n") - len(lines)
+            whole = first == 0 if len(above) <= limit else above[-limit - 1] == "\n"
+            if lines and not whole:  # it may be the end of a longer line
+                lines, first = lines[1:], first + 1
+            kept = lines[self._window_start(lines, room, first):]
             self._window = (key, "".join(ln + "\n" for ln in kept), len(kept), None)
         return self._window[1], self._window[2]
 
-    def _above(self, above: str, room: int) -> tuple[list[int], int]:
-        text, n_lines = self._above_text(above, room)
+    def _above(self, above: str, room: int, first_line: int = 0) -> tuple[list[int], int]:
+        text, n_lines = self._above_text(above, room, first_line)
         if not text:
             return [], 0
         assert self._window is not None

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 class CompletionInput:
     """What an editor knows at the cursor.
 
-    `prefix` is the document text before the cursor, `suffix` the text after it.
+    `prefix` is the document text before the cursor (all of it, or its end from line
+    `first_line` of the file), `suffix` the text after it.
     """
 
     prefix: str
@@ -19,6 +20,9 @@ class CompletionInput:
     filename: str = ""
     max_tokens: int = 100
     temperature: float = 0.1
+    # The line of the file where `prefix` starts: clients may send only the text near the
+    # cursor, and the prompt window is anchored to the file's lines, not to that cut.
+    first_line: int = 0
 
 
 @dataclass(frozen=True, slots=True)
