@@ -11,11 +11,8 @@ event loop. Jobs run one at a time in submission order:
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -31,6 +28,7 @@ from helios_lsp.engine.errors import (
     ModelNotFoundError,
     ModelNotLoadedError,
 )
+from helios_lsp.engine.jobs import Job, JobRunner
 from helios_lsp.engine.languages import detect
 from helios_lsp.engine.model import LoadedModel
 from helios_lsp.engine.model_probe import ModelRefusedError, check_model_file, default_cache_dir
@@ -57,42 +55,6 @@ class EngineStats:
     prompt_tokens_reused: int = 0
     generated_tokens: int = 0
     loads: int = 0
-
-
-class _Job:
-    __slots__ = ("cancel_reason", "fn", "future", "key", "loop", "started")
-
-    def __init__(self, fn: Callable[[_Job], Any], loop: asyncio.AbstractEventLoop,
-                 key: tuple[str, str] | None = None):
-        self.fn = fn
-        self.loop = loop
-        self.future: asyncio.Future[Any] = loop.create_future()
-        # A cancelled caller no longer awaits the outcome: mark it retrieved so asyncio
-        # does not warn about an exception nobody read.
-        self.future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self.key = key
-        self.cancel_reason: str | None = None  # set from the loop, read by the worker
-        self.started = False
-
-    def cancel(self, reason: str) -> None:
-        if self.cancel_reason is None:
-            self.cancel_reason = reason
-
-    def is_cancelled(self) -> bool:
-        return self.cancel_reason is not None
-
-    def settle(self, result: Any = None, error: BaseException | None = None) -> None:
-        """Called from the worker thread: hand the outcome to the awaiting task."""
-        def deliver() -> None:
-            if self.future.done():
-                return
-            if error is not None:
-                self.future.set_exception(error)
-            else:
-                self.future.set_result(result)
-        # A closed loop means nobody is waiting any more.
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(deliver)
 
 
 _NOT_READY = {
@@ -133,15 +95,11 @@ class Engine:
         self.last_job: dict[str, Any] = {}
         self._model: LoadedModel | None = None
         self._builder: PromptBuilder | None = None
-        self._queue: collections.deque[_Job | None] = collections.deque()
-        self._wakeup = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._latest: dict[tuple[str, str], _Job] = {}
+        self._jobs = JobRunner()
         self._loading: asyncio.Task[None] | None = None
         self._typeahead = TypeAhead()
         self._listeners: list[Callable[[EngineState], None]] = []
-        self._busy = False  # the worker is inside a job
-        self._completions: set[_Job] = set()  # completion jobs awaited by a caller
+        self._completions: set[Job] = set()  # completion jobs awaited by a caller
 
     # --- state ----------------------------------------------------------------
 
@@ -158,10 +116,6 @@ class Engine:
     @property
     def model_name(self) -> str | None:
         return self.resolved.name if self.resolved is not None else None
-
-    @property
-    def has_fim(self) -> bool:
-        return self._model is not None and self._model.fim is not None
 
     def add_listener(self, callback: Callable[[EngineState], None]) -> None:
         """`callback(state)` runs on the event loop after every state change."""
@@ -185,91 +139,14 @@ class Engine:
             "fim": model.fim.family if model is not None and model.fim else None,
             "n_ctx": model.n_ctx if model is not None else None,
             "n_threads": self.settings.n_threads,
-            "queued": sum(1 for job in self._queue if job is not None),
+            "queued": self._jobs.queued,
             "in_flight": self.in_flight,
             "max_in_flight": self.settings.max_in_flight,
-            "busy": self._busy,
+            "busy": self._jobs.busy,
             "load_error": self.load_error_public,
             "stats": asdict(self.stats),
             "last_job": dict(self.last_job),
         }
-
-    # --- worker thread ----------------------------------------------------------
-
-    def _ensure_worker(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="helios-engine", daemon=True)
-            self._thread.start()
-
-    def _submit(self, job: _Job) -> None:
-        self._ensure_worker()
-        with self._wakeup:
-            self._queue.append(job)
-            self._wakeup.notify()
-
-    def _work(self) -> None:
-        while True:
-            with self._wakeup:
-                while not self._queue:
-                    self._wakeup.wait()
-                job = self._queue.popleft()
-            if job is None:
-                return
-            if job.is_cancelled():
-                job.settle(error=JobCancelledError(job.cancel_reason or "cancelled"))
-                continue
-            job.started = True
-            self._busy = True
-            try:
-                result = job.fn(job)
-            except BaseException as exc:  # delivered to the awaiting task, never lost
-                if isinstance(exc, JobCancelledError) and job.cancel_reason:
-                    exc.reason = job.cancel_reason
-                job.settle(error=exc)
-            else:
-                job.settle(result=result)
-            finally:
-                self._busy = False
-
-    async def _run(self, fn: Callable[[_Job], Any], key: tuple[str, str] | None = None,
-                   on_done: Callable[[asyncio.Future[Any]], None] | None = None,
-                   jobs: set[_Job] | None = None) -> Any:
-        job = _Job(fn, asyncio.get_running_loop(), key)
-        if jobs is not None:
-            jobs.add(job)
-        if on_done is not None:  # runs even when the caller has stopped waiting
-            job.future.add_done_callback(on_done)
-        if key is not None:
-            self._supersede(key)
-            self._latest[key] = job
-        self._submit(job)
-        try:
-            return await asyncio.shield(job.future)
-        except asyncio.CancelledError:
-            job.cancel("cancelled")
-            raise
-        finally:
-            if jobs is not None:
-                jobs.discard(job)
-            if key is not None and self._latest.get(key) is job:
-                del self._latest[key]
-
-    def _supersede(self, key: tuple[str, str]) -> None:
-        older = self._latest.get(key)
-        if older is not None and not older.future.done():
-            older.cancel("superseded")
-            self.stats.superseded += 1
-            self._drop_if_queued(older)
-
-    def _drop_if_queued(self, job: _Job) -> None:
-        """Settle a cancelled job that has not started, now: its caller stops waiting (and
-        stops counting against the in-flight bound) without waiting for the running job."""
-        with self._wakeup:
-            try:
-                self._queue.remove(job)
-            except ValueError:
-                return  # the worker has it already; it stops at its next check
-        job.future.set_exception(JobCancelledError(job.cancel_reason or "cancelled"))
 
     # --- loading --------------------------------------------------------------
 
@@ -289,7 +166,7 @@ class Engine:
         self._set_state(EngineState.LOADING)
         started = time.monotonic()
         try:
-            resolved = await self._run(self._load_in_worker)
+            resolved = await self._jobs.run(self._load_in_worker)
         except BaseException as exc:
             if self.state is EngineState.CLOSED:
                 raise ModelError("the engine was shut down during the load") from None
@@ -309,7 +186,7 @@ class Engine:
         log.info("model %s ready in %.1f s (%s)", self.model_name, time.monotonic() - started,
                  resolved.reason)
 
-    def _load_in_worker(self, job: _Job) -> ResolvedModel:
+    def _load_in_worker(self, job: Job) -> ResolvedModel:
         if self._model is not None:  # free the old weights before mapping new ones
             self._model.close()
             self._model = self._builder = None
@@ -348,13 +225,14 @@ class Engine:
                                         from_typeahead=True,
                                         seconds=time.perf_counter() - started)
         key = (client_id, document) if client_id is not None and document is not None else None
-        if key is not None:  # a newer keystroke frees its older job's place first
-            self._supersede(key)
+        # A newer keystroke frees its older job's place first (run() would find none left).
+        if key is not None and self._jobs.supersede(key):
+            self.stats.superseded += 1
         if self.in_flight >= self.settings.max_in_flight:
             raise EngineOverloadedError(self.settings.max_in_flight)
-        out: CompletionOutput = await self._run(
+        out: CompletionOutput = await self._jobs.run(
             lambda job: self._complete_in_worker(job, inp), key, on_done=self._account,
-            jobs=self._completions,
+            track=self._completions,
         )
         self._typeahead.remember(cache_key, inp, out.text, out.confidence)
         return out
@@ -384,7 +262,7 @@ class Engine:
             "stop_reason": out.stop_reason, "seconds": round(out.seconds, 4),
         }
 
-    def _complete_in_worker(self, job: _Job, inp: CompletionInput) -> CompletionOutput:
+    def _complete_in_worker(self, job: Job, inp: CompletionInput) -> CompletionOutput:
         model, builder = self._model, self._builder
         if model is None or builder is None:
             raise ModelNotLoadedError("the model is not loaded")
@@ -414,28 +292,12 @@ class Engine:
         )
         return out
 
-    def cancel(self, client_id: str, document: str) -> bool:
-        """Cancel the job in flight for (client, document), if any."""
-        job = self._latest.get((client_id, document))
-        if job is None or job.future.done():
-            return False
-        job.cancel("cancelled")
-        return True
-
     # --- shutdown -------------------------------------------------------------
 
     async def close(self) -> None:
         """Let the running job end, drop queued ones, free the model."""
         self._set_state(EngineState.CLOSED)
-        with self._wakeup:
-            for job in self._queue:
-                if job is not None:
-                    job.cancel("cancelled")
-            self._queue.append(None)
-            self._wakeup.notify()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
-            self._thread = None
+        await self._jobs.close()
         if self._model is not None:
             self._model.close()
             self._model = self._builder = None

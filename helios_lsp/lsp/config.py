@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from helios_lsp.engine import detect
+from helios_lsp.logsafe import safe
 from helios_lsp.settings import Settings
 
 SECTION = "helios"
@@ -85,7 +86,8 @@ def _section(raw: Any) -> Any:
 def _describe(err: ValidationError) -> list[str]:
     problems = []
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "settings"
+        # Keys are the client's text: escaped, as they reach the log and a popup.
+        where = safe(".".join(str(p) for p in e["loc"]) or "settings", 80)
         if e["type"] == "extra_forbidden":
             problems.append(f"unknown setting '{where}' ignored")
         else:

@@ -4,7 +4,8 @@
       └ asyncio.run(serve(...))
           ├ engine load        (background task; completions are empty until it is ready)
           ├ HTTP sidecar       (started from `initialize`, once the client's settings are known)
-          └ pygls message loop (pygls.io_.run_async on stdin; frames written to the real stdout)
+          └ message loop       (read_messages: framing.FrameReader on stdin, each frame to
+                                the protocol's handle_frame; frames written to the real stdout)
         finally: cancel requests, stop HTTP, free the model
 
 The process ends on LSP `exit`, on stdin EOF (the editor went away) or on SIGTERM/SIGINT.
@@ -24,58 +25,71 @@ import queue
 import signal
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from helios_lsp.lsp.framing import FrameReader
+from helios_lsp.lsp.logs import Throttle, escape_pygls_logs
 from helios_lsp.settings import Settings
+
+if TYPE_CHECKING:
+    from helios_lsp.lsp.jsonrpc import StrictProtocol
 
 log = logging.getLogger(__name__)
 
 
 class ThreadedReader:
-    """pygls' async reader interface over a blocking stream, read by one daemon thread.
+    """Frames from a blocking stream, read by one daemon thread, one frame per request.
 
     A daemon thread rather than an executor: after `exit` the process must not wait for
     the client to close stdin. The stream is a private duplicate of stdin, so interpreter
-    shutdown never tries to close a stream this thread is blocked on."""
+    shutdown never tries to close a stream this thread is blocked on. Framing, limits and
+    resynchronisation live in `framing.FrameReader` (pygls' reader stops at the first bad
+    header, and the server took that for the end of input)."""
 
     def __init__(self, stream: BinaryIO):
-        self._stream = stream
+        self._frames = FrameReader(stream, report=self._report)
+        self._throttle = Throttle(log)
         self._calls: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
-    def _call(self, fn: Callable[..., bytes], *args: Any) -> asyncio.Future[bytes]:
+    def _report(self, reason: str) -> None:
+        self._throttle.log(logging.WARNING, "stdin: %s", reason)
+
+    def next_frame(self) -> asyncio.Future[bytes | None]:
+        """The next frame's body; None at end of input (or when stdin broke)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[bytes] = loop.create_future()
+        future: asyncio.Future[bytes | None] = loop.create_future()
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="helios-stdin", daemon=True)
             self._thread.start()
-        self._calls.put((fn, args, future, loop))
+        self._calls.put((future, loop))
         return future
 
     def _work(self) -> None:
         while True:
-            fn, args, future, loop = self._calls.get()
+            future, loop = self._calls.get()
             try:
-                data, error = fn(*args), None
+                data, error = self._frames.next_frame(), None
             except Exception as exc:  # a broken stdin ends the session like EOF
-                data, error = b"", exc
+                data, error = None, exc
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 loop.call_soon_threadsafe(_settle, future, data, error)
 
-    def readline(self) -> asyncio.Future[bytes]:
-        return self._call(self._stream.readline)
 
-    def readexactly(self, n: int) -> asyncio.Future[bytes]:
-        return self._call(self._stream.read, n)
-
-
-def _settle(future: asyncio.Future[bytes], data: bytes, error: Exception | None) -> None:
+def _settle(future: asyncio.Future[bytes | None], data: bytes | None,
+            error: Exception | None) -> None:
     if future.done():
         return
     if error is not None:
         log.warning("reading stdin failed: %s", error)
     future.set_result(data)
+
+
+async def read_messages(reader: ThreadedReader, protocol: StrictProtocol) -> None:
+    """The message loop: frame after frame until stdin ends. A bad frame or message is
+    answered or skipped by the reader and the protocol, never taken for the end."""
+    while (body := await reader.next_frame()) is not None:
+        protocol.handle_frame(body)
 
 
 class FrameWriter:
@@ -118,8 +132,6 @@ def protocol_stdio() -> Any:
 async def serve(settings: Settings, *, http: bool, stdin: BinaryIO, stdout: BinaryIO) -> int:
     # Imported here, once stdout is redirected: nothing printed while importing llama.cpp,
     # pygls or aiohttp can reach the protocol's stdout.
-    from pygls.io_ import run_async
-
     from helios_lsp.engine import Engine
     from helios_lsp.lsp.server import create_server
 
@@ -132,10 +144,7 @@ async def serve(settings: Settings, *, http: bool, stdin: BinaryIO, stdout: Bina
             loop.add_signal_handler(signum, server.request_stop, 0)
 
     server.start_loading()
-    messages = asyncio.create_task(run_async(
-        stop_event=threading.Event(), reader=ThreadedReader(stdin), protocol=server.protocol,
-        logger=logging.getLogger("pygls.io"), error_handler=server.report_server_error,
-    ))
+    messages = asyncio.create_task(read_messages(ThreadedReader(stdin), server.protocol))
     stop = asyncio.create_task(server.stop_requested.wait())
     try:
         done, _ = await asyncio.wait({messages, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -155,6 +164,7 @@ async def serve(settings: Settings, *, http: bool, stdin: BinaryIO, stdout: Bina
 
 
 def run(settings: Settings, http: bool) -> int:
+    escape_pygls_logs()
     with protocol_stdio() as (stdin, stdout):
         try:
             return asyncio.run(serve(settings, http=http, stdin=stdin, stdout=stdout))

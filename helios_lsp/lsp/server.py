@@ -22,7 +22,6 @@ from typing import Any
 from lsprotocol import types
 from pygls.capabilities import ServerCapabilitiesBuilder
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from helios_lsp import __version__
@@ -30,14 +29,17 @@ from helios_lsp.engine import (
     CompletionInput,
     Engine,
     EngineError,
+    EngineOverloadedError,
     EngineState,
     JobCancelledError,
     ModelError,
     ModelNotLoadedError,
 )
+from helios_lsp.logsafe import safe
 from helios_lsp.lsp import suggestions
 from helios_lsp.lsp.config import SECTION, ClientConfig, parse_config
 from helios_lsp.lsp.documents import UTF16, DocumentStore, TextDocument
+from helios_lsp.lsp.jsonrpc import StrictProtocol
 from helios_lsp.lsp.progress import LoadProgress, client_request
 from helios_lsp.lsp.sidecar import Sidecar
 from helios_lsp.settings import Settings
@@ -52,9 +54,11 @@ TRIGGER_CHARACTERS = [".", "(", "[", "{", ",", ":", "=", " "]
 CONFIG_PULL_TIMEOUT = 5.0
 
 
-class HeliosProtocol(LanguageServerProtocol):
-    """pygls' protocol with two changes.
+class HeliosProtocol(StrictProtocol):
+    """pygls' protocol with three changes.
 
+    - Frames are decoded strictly (`jsonrpc.StrictProtocol`): every request gets an answer,
+      bad input never reaches a handler.
     - `exit` asks the main loop to stop instead of calling sys.exit() from a callback, so
       the sidecar and the model are released in order.
     - Documents live in `HeliosLanguageServer.documents` (see documents.py for why), so
@@ -129,7 +133,7 @@ class HeliosLanguageServer(LanguageServer):
         pop up (window/showMessage). Held back until the client has said `initialized`."""
         level = {types.MessageType.Error: logging.ERROR,
                  types.MessageType.Warning: logging.WARNING}.get(kind, logging.INFO)
-        log.log(level, "%s", message)
+        log.log(level, "%s", safe(message, 1000))  # messages can quote client text
         if not self._initialized:
             self._pending.append((message, kind, show))
             return
@@ -147,7 +151,8 @@ class HeliosLanguageServer(LanguageServer):
     def report_server_error(self, error: Exception, source: Any) -> None:
         # pygls pops up every internal error; a log line is enough (requests answer with
         # their own error).
-        log.error("internal error (%s): %s", getattr(source, "__name__", source), error)
+        log.error("internal error (%s): %s", getattr(source, "__name__", source),
+                  safe(error, 1000))
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -227,7 +232,7 @@ class HeliosLanguageServer(LanguageServer):
             self.tell(f"invalid settings in {source}, defaults kept for them: "
                       + "; ".join(problems), types.MessageType.Warning, show=True)
         self.config = config
-        log.info("settings from %s: %s", source, config.model_dump(by_alias=True))
+        log.info("settings from %s: %s", source, safe(config.model_dump(by_alias=True), 2000))
         return config
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -259,15 +264,20 @@ class HeliosLanguageServer(LanguageServer):
                 self.tell(f"no completion: {self._why_not_ready()}")
             return ""
         except JobCancelledError as exc:
-            log.debug("completion for %s %s", doc.uri, exc.reason)
+            log.debug("completion for %s %s", safe(doc.uri), exc.reason)
+            return ""
+        except EngineOverloadedError as exc:
+            # Every caller shares the engine's bound; a refused keystroke just shows nothing
+            # (the next one asks again), so no popup and no error answer.
+            log.debug("completion for %s refused: %s", safe(doc.uri), exc)
             return ""
         except EngineError as exc:
-            log.warning("completion failed for %s: %s", doc.uri, exc)
+            log.warning("completion failed for %s: %s", safe(doc.uri), exc)
             return ""
         except Exception:  # an editor must never see an internal error for a suggestion
-            log.exception("completion failed for %s", doc.uri)
+            log.exception("completion failed for %s", safe(doc.uri))
             return ""
-        log.debug("completion for %s in %.3f s (engine %.3f s, %s%s)", doc.uri,
+        log.debug("completion for %s in %.3f s (engine %.3f s, %s%s)", safe(doc.uri),
                   time.perf_counter() - started, out.seconds, out.stop_reason,
                   ", type-ahead" if out.from_typeahead else "")
         return out.text
@@ -300,7 +310,7 @@ async def initialize(ls: HeliosLanguageServer, params: types.InitializeParams) -
     formats = (item_caps.documentation_format if item_caps else None) or ()
     ls.markdown_docs = types.MarkupKind.Markdown in formats
     inline = bool(caps.text_document and caps.text_document.inline_completion)
-    log.info("client %s: position encoding %s, inline completion %s", ls.client_name,
+    log.info("client %s: position encoding %s, inline completion %s", safe(ls.client_name),
              ls.encoding, "yes" if inline else "no (completion items)")
     config = ls.apply_config(params.initialization_options, "initializationOptions")
     # Answer once HTTP is bound (or known to be elsewhere): clients can use it right away.

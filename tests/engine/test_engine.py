@@ -187,7 +187,7 @@ def _blocker(engine: Engine) -> tuple[threading.Event, asyncio.Task]:
         started.set()
         release.wait(10)
 
-    task = asyncio.ensure_future(engine._run(hold))
+    task = asyncio.ensure_future(engine._jobs.run(hold))
     return release, task, started
 
 
@@ -275,7 +275,7 @@ async def test_cancelling_the_caller_reaches_the_running_job(engine: Engine):
                 raise JobCancelledError("cancelled")
             threading.Event().wait(0.01)
 
-    task = asyncio.ensure_future(engine._run(job_fn))
+    task = asyncio.ensure_future(engine._jobs.run(job_fn))
     await asyncio.to_thread(started.wait, 5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
