@@ -1,19 +1,20 @@
 """Where Helios' time goes on a keystroke: `python -m bench.profile_engine`.
 
-Types `--keys` characters of a standard-library file (within lines), running the engine's
-worker-side completion directly on this thread under cProfile, then the bare
-llama-cpp-python model on the very same prompt tokens and sampled counts. Prints both
-totals and the engine's top functions, so the cost above the model is visible."""
+Types `--keys` characters of a standard-library file (within lines) through the engine's
+public `Engine.complete`, then runs the bare llama-cpp-python model on the very same prompt
+tokens and sampled counts. Prints both totals and the top functions of the engine's worker
+thread under cProfile, so the cost above the model is visible."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import io
 import os
 import pstats
+import threading
 import time
-import types
 
 from bench.contenders import Bare, sampled_not_kept
 from bench.workload import load_files
@@ -29,23 +30,15 @@ def main() -> None:
     args = p.parse_args()
 
     from helios_lsp.engine import CompletionInput, Engine
-    from helios_lsp.engine.model import LoadedModel
-    from helios_lsp.engine.model_source import embedded_model_path, resolve_model
-    from helios_lsp.engine.prompt import PromptBuilder
+    from helios_lsp.engine.model_source import embedded_model_path
     from helios_lsp.settings import Settings
 
     model_path = embedded_model_path()
     settings = Settings(model=str(model_path), n_threads=args.threads, typeahead=False)
+    runner = asyncio.Runner()
     engine = Engine(settings)
-    # Load on this thread (the engine's own loading path, without its worker thread).
-    engine._model = LoadedModel(resolve_model(settings.model), settings)
-    m = engine._model
-    engine._builder = PromptBuilder(m.encode, n_ctx=m.n_ctx, bos=m.bos, fim=m.fim,
-                                    prefix_lines=settings.prefix_lines,
-                                    suffix_lines=settings.suffix_lines,
-                                    encode_continuation=m.encode_continuation)
-    job = types.SimpleNamespace(is_cancelled=lambda: False)
-    bare = Bare(model_path, args.threads, m.n_ctx)
+    runner.run(engine.load())
+    bare = Bare(model_path, args.threads, engine.snapshot()["n_ctx"])
 
     f = next(x for x in load_files() if x.basename == args.file)
     start = f.text.index(args.at) + len(args.at) // 2
@@ -54,7 +47,7 @@ def main() -> None:
               for k in range(args.keys + 1)]
 
     def helios_run(inp):
-        return engine._complete_in_worker(job, inp)
+        return runner.run(engine.complete(inp))
 
     def bare_run(inp, out):
         tokens = bare.helios_prompt(inp.prefix, inp.suffix, inp.filename, 64)
@@ -83,20 +76,34 @@ def main() -> None:
     extras = sorted(r[2] - r[3] for r in rows)
     print(f"median extra per keystroke: {extras[len(extras) // 2]:.1f} ms")
 
-    # Pass 2, the same keystrokes again from a cold start, under cProfile (which slows
-    # Python code more than native code: read it for where, not for how much).
-    helios_run(CompletionInput(prefix="x = 1\n", filename="reset.py", max_tokens=4))
-    helios_run(inputs[0])
+    bare.close()
+    runner.run(engine.close())
+
+    # Pass 2, the same keystrokes again on a new engine, under cProfile (which slows Python
+    # code more than native code: read it for where, not for how much). Completions run on
+    # the engine's worker thread and cProfile follows one thread, so the worker turns the
+    # profiler on itself once `profiling` is set: threading.setprofile gives this hook to
+    # the threads started from now on, and prof.enable() there replaces it.
     prof = cProfile.Profile()
+    profiling = threading.Event()
+
+    def start_profiling(*_: object) -> None:
+        if profiling.is_set():
+            prof.enable()
+
+    threading.setprofile(start_profiling)
+    engine = Engine(settings)
+    runner.run(engine.load())  # starts its worker thread, with the hook
+    threading.setprofile(None)  # type: ignore[arg-type]
+    helios_run(inputs[0])  # the cold prompt: not profiled
+    profiling.set()
     for inp in inputs[1:]:
-        prof.enable()
         helios_run(inp)
-        prof.disable()
+    runner.run(engine.close())  # the worker is done: its profile is complete
     s = io.StringIO()
     pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(args.top)
     print(s.getvalue())
-    bare.close()
-    m.close()
+    runner.close()
 
 
 if __name__ == "__main__":

@@ -103,6 +103,10 @@ def _models(settings: Settings) -> int:
     from helios_lsp.engine import ModelError, resolve_model
     from helios_lsp.engine.model_source import embedded_model_path, ollama_store
 
+    if settings.engine != "local":
+        return _remote_model(settings)
+    print("HELIOS_ENGINE: local (llama.cpp in this process)")
+
     print(f"HELIOS_MODEL: {settings.model if settings.model_is_explicit else '(not set)'}")
     print(f"Ollama store: {ollama_store()}")
     embedded = embedded_model_path()
@@ -119,6 +123,37 @@ def _models(settings: Settings) -> int:
     print(f"  architecture: {info.architecture or 'unknown'}, GGUF v{info.version}, "
           f"{info.n_tensors} tensors, {info.file_size / 1e6:.0f} MB, "
           f"trained context {info.context_length or 'unknown'}")
+    return 0
+
+
+def _remote_model(settings: Settings) -> int:
+    """What an engine server will be asked for, and why; it is asked now."""
+    import asyncio
+
+    from helios_lsp.engine import EngineError
+    from helios_lsp.engine.remote import make_remote
+
+    remote = make_remote(settings)
+    assert remote is not None
+    print(f"HELIOS_ENGINE: {settings.engine} at {remote.public_url}"
+          + (" (with HELIOS_ENGINE_API_KEY)" if settings.engine_api_key else ""))
+    print("HELIOS_MODEL is not used: the engine server holds the model")
+
+    async def ask():
+        try:
+            return await remote.connect()
+        finally:
+            await remote.close()
+
+    try:
+        info = asyncio.run(ask())
+    except EngineError as exc:
+        print(f"Uses: nothing yet: {exc}")
+        return 1
+    print(f"Uses: {info.model}"
+          + (" (HELIOS_ENGINE_MODEL)" if settings.engine_model else " (as the server names it)"))
+    print(f"  context: {info.n_ctx} tokens, {info.slots} request(s) at once")
+    print(f"  prompts: {info.reason}")
     return 0
 
 

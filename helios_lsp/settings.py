@@ -9,12 +9,34 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from annotated_types import Interval
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 DEFAULT_MODEL_NAME = "codellama:7b-code"
 ENV_PREFIX = "HELIOS_"
+
+# --- what a completion request may ask for: the one home of these bounds ---------------
+# The process settings below, the REST schema (http_api/schemas.py) and the LSP client's
+# settings (lsp/config.py) all take them from here. They live in this module, not in the
+# engine package, because the engine imports settings (the reverse would be a cycle) and
+# every adapter already imports settings.
+MIN_MAX_TOKENS = 1
+# No server allows more per request, whatever HELIOS_MAX_TOKENS_LIMIT says.
+MAX_TOKENS_CEILING = 8192
+DEFAULT_MAX_TOKENS = 100
+DEFAULT_MAX_TOKENS_LIMIT = 1024
+DEFAULT_TEMPERATURE = 0.1
+# Constraints to put in `Annotated[int, ...]` / `Annotated[float, ...]` next to each
+# adapter's own strictness (strict JSON numbers for HTTP, lax for environment strings).
+TEMPERATURE_RANGE = Interval(ge=0.0, le=1.0)
+
+
+def max_tokens_range(limit: int = MAX_TOKENS_CEILING) -> Interval:
+    """`max_tokens` bounds for a server whose per-request maximum is `limit`."""
+    return Interval(ge=MIN_MAX_TOKENS, le=limit)
 
 
 def _cores() -> int:
@@ -31,6 +53,18 @@ class Settings(BaseModel):
     # None means "not set by the user": the default name is tried, then the embedded model.
     model: str | None = None
     debug: bool = False
+
+    # --- where the model runs ---
+    # local: llama.cpp in this process (`model`); llama-server / openai: a server at
+    # `engine_url` that already holds the model (a GPU box, a team server, Ollama, vLLM).
+    engine: Literal["local", "llama-server", "openai"] = "local"
+    engine_url: str | None = Field(None, max_length=2048)
+    engine_model: str | None = Field(None, max_length=512)
+    # Sent as `Authorization: Bearer` to the engine server; never logged or shown.
+    engine_api_key: SecretStr | None = None
+    # FIM prompt template for the openai engine (detected from the model name otherwise).
+    fim_template: Literal["none", "codellama", "starcoder", "qwen", "deepseek",
+                          "codegemma"] | None = None
 
     # --- engine ---
     n_ctx: int = Field(4096, ge=256, le=131072, description="context window in tokens")
@@ -49,9 +83,10 @@ class Settings(BaseModel):
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
     # --- request defaults and bounds (the REST API documents these) ---
-    max_tokens: int = Field(100, ge=1, le=2048)
-    max_tokens_limit: int = Field(1024, ge=1, le=8192)
-    temperature: float = Field(0.1, ge=0.0, le=1.0)
+    # max_tokens (the default) must not exceed max_tokens_limit (checked below).
+    max_tokens: Annotated[int, max_tokens_range()] = DEFAULT_MAX_TOKENS
+    max_tokens_limit: Annotated[int, max_tokens_range()] = DEFAULT_MAX_TOKENS_LIMIT
+    temperature: Annotated[float, TEMPERATURE_RANGE] = DEFAULT_TEMPERATURE
 
     # --- HTTP limits ---
     allow_remote: bool = False
@@ -81,9 +116,26 @@ class Settings(BaseModel):
     # gone, so a crashed editor does not leave a model in memory.
     parent_pid: int | None = Field(None, ge=1, le=2**31 - 1)
 
-    @property
-    def model_spec(self) -> str:
-        return self.model or DEFAULT_MODEL_NAME
+    @model_validator(mode="after")
+    def _engine_url_when_remote(self) -> Settings:
+        if self.engine != "local":
+            from urllib.parse import urlsplit
+
+            url = urlsplit(self.engine_url or "")
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ValueError(f"engine {self.engine} needs HELIOS_ENGINE_URL, an http(s) URL")
+        return self
+
+    @model_validator(mode="after")
+    def _default_within_limit(self) -> Settings:
+        # Otherwise every request that leaves out `max_tokens` would be refused.
+        if self.max_tokens > self.max_tokens_limit:
+            raise PydanticCustomError(
+                "max_tokens_above_limit",
+                f"{ENV_PREFIX}MAX_TOKENS (the default per request) must be at most "
+                f"{ENV_PREFIX}MAX_TOKENS_LIMIT (the most a request may ask for)",
+            )
+        return self
 
     @property
     def model_is_explicit(self) -> bool:
@@ -112,6 +164,9 @@ def describe_error(err: ValidationError) -> str:
     """One line per bad setting, naming the environment variable, without echoing values."""
     lines = []
     for e in err.errors():
-        field = ".".join(str(p) for p in e["loc"]) or "settings"
+        if not e["loc"]:  # a rule between settings: its message names the variables
+            lines.append(e["msg"].removeprefix("Value error, "))
+            continue
+        field = ".".join(str(p) for p in e["loc"])
         lines.append(f"{ENV_PREFIX}{field.upper()}: {e['msg']}")
     return "; ".join(lines)

@@ -11,12 +11,18 @@ from helios_lsp.engine.errors import (
     ModelNotFoundError,
     ModelNotLoadedError,
 )
-from helios_lsp.engine.languages import SUPPORTED_EXTENSIONS, SUPPORTED_IDS, detect
+from helios_lsp.engine.languages import SUPPORTED_IDS, detect
 from helios_lsp.engine.model_source import ResolvedModel, resolve_model
-from helios_lsp.engine.types import CompletionInput, CompletionOutput, EngineState
+from helios_lsp.engine.text import normalize_newlines
+from helios_lsp.engine.types import (
+    CompletionInput,
+    CompletionOutput,
+    EngineState,
+    StopReason,
+    describe_state,
+)
 
 __all__ = [
-    "SUPPORTED_EXTENSIONS",
     "SUPPORTED_IDS",
     "CompletionFailedError",
     "CompletionInput",
@@ -32,6 +38,9 @@ __all__ = [
     "ModelNotFoundError",
     "ModelNotLoadedError",
     "ResolvedModel",
+    "StopReason",
+    "describe_state",
     "detect",
+    "normalize_newlines",
     "resolve_model",
 ]

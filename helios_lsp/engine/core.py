@@ -11,6 +11,7 @@ event loop. Jobs run one at a time in submission order:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -20,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from helios_lsp.engine.errors import (
+    CompletionFailedError,
     EngineError,
     EngineOverloadedError,
+    EngineUnreachableError,
     InvalidModelFileError,
     JobCancelledError,
     ModelError,
@@ -35,8 +38,16 @@ from helios_lsp.engine.model_probe import ModelRefusedError, check_model_file, d
 from helios_lsp.engine.model_source import ResolvedModel, resolve_model
 from helios_lsp.engine.postprocess import Cleaner, analyse
 from helios_lsp.engine.prompt import PromptBuilder
+from helios_lsp.engine.remote import Generated, make_remote
+from helios_lsp.engine.text import normalize_input
 from helios_lsp.engine.typeahead import TypeAhead
-from helios_lsp.engine.types import CompletionInput, CompletionOutput, EngineState
+from helios_lsp.engine.types import (
+    CompletionInput,
+    CompletionOutput,
+    EngineState,
+    StopReason,
+    describe_state,
+)
 from helios_lsp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,17 +68,10 @@ class EngineStats:
     loads: int = 0
 
 
-_NOT_READY = {
-    EngineState.NOT_LOADED: "the model is not loaded yet",
-    EngineState.LOADING: "the model is loading",
-    EngineState.FAILED: "the model failed to load",
-    EngineState.CLOSED: "the server is shutting down",
-    EngineState.READY: "",
-}
-
-
 def _public_reason(exc: BaseException) -> str:
     """Why a load failed, in words that carry no path or environment value."""
+    if isinstance(exc, EngineUnreachableError | CompletionFailedError):
+        return str(exc)  # an engine server's URL without credentials, never its key
     if isinstance(exc, ModelNotFoundError):
         return "the configured model was not found (see the server log)"
     if isinstance(exc, ModelRefusedError):
@@ -100,6 +104,13 @@ class Engine:
         self._typeahead = TypeAhead()
         self._listeners: list[Callable[[EngineState], None]] = []
         self._completions: set[Job] = set()  # completion jobs awaited by a caller
+        # An engine server instead of llama.cpp here: no worker, as many requests at once
+        # as the server takes (the in-flight bound still applies).
+        self._remote = make_remote(settings)
+        self._remote_jobs: set[asyncio.Task[Generated]] = set()
+        self._remote_latest: dict[tuple[str, str], asyncio.Task[Generated]] = {}
+        self._superseded: set[asyncio.Task[Generated]] = set()
+        self._recovery: asyncio.Task[None] | None = None
 
     # --- state ----------------------------------------------------------------
 
@@ -111,11 +122,24 @@ class Engine:
     def in_flight(self) -> int:
         """Completion jobs queued or running, whoever asked (a superseded one stops
         counting the moment it is dropped)."""
-        return sum(1 for job in self._completions if not job.future.done())
+        return (sum(1 for job in self._completions if not job.future.done())
+                + sum(1 for task in self._remote_jobs if not task.done()))
 
     @property
     def model_name(self) -> str | None:
+        if self._remote is not None:
+            return self._remote.info.model if self._remote.info else None
         return self.resolved.name if self.resolved is not None else None
+
+    @property
+    def retrying(self) -> bool:
+        """An engine server that went away is being probed: it needs no restart."""
+        return self._recovery is not None and not self._recovery.done()
+
+    @property
+    def settings_to_fix(self) -> str:
+        """What the user sets to choose the model, for advice after a failed load."""
+        return "HELIOS_MODEL" if self._remote is None else "HELIOS_ENGINE_URL / HELIOS_ENGINE_MODEL"
 
     def add_listener(self, callback: Callable[[EngineState], None]) -> None:
         """`callback(state)` runs on the event loop after every state change."""
@@ -138,6 +162,7 @@ class Engine:
             "model_source": self.resolved.source if self.resolved else None,
             "fim": model.fim.family if model is not None and model.fim else None,
             "n_ctx": model.n_ctx if model is not None else None,
+            **self._remote_snapshot(),
             "n_threads": self.settings.n_threads,
             "queued": self._jobs.queued,
             "in_flight": self.in_flight,
@@ -147,6 +172,16 @@ class Engine:
             "stats": asdict(self.stats),
             "last_job": dict(self.last_job),
         }
+
+    def _remote_snapshot(self) -> dict[str, Any]:
+        remote = self._remote
+        if remote is None:
+            return {"backend": "local"}
+        info = remote.info
+        return {"backend": remote.kind, "engine_url": remote.public_url,
+                "model_source": remote.kind, "fim": info.fim if info else None,
+                "n_ctx": info.n_ctx if info else None, "slots": info.slots if info else None,
+                "prompt_mode": info.reason if info else None}
 
     # --- loading --------------------------------------------------------------
 
@@ -166,7 +201,12 @@ class Engine:
         self._set_state(EngineState.LOADING)
         started = time.monotonic()
         try:
-            resolved = await self._jobs.run(self._load_in_worker)
+            if self._remote is not None:
+                info = await self._remote.connect()
+                reason = f"{self._remote.kind} at {self._remote.public_url}; {info.reason}"
+            else:
+                resolved = await self._jobs.run(self._load_in_worker)
+                reason = resolved.reason
         except BaseException as exc:
             if self.state is EngineState.CLOSED:
                 raise ModelError("the engine was shut down during the load") from None
@@ -174,17 +214,42 @@ class Engine:
             self.load_error_public = _public_reason(exc)
             log.error("model load failed: %s", self.load_error)
             self._set_state(EngineState.FAILED)
+            if isinstance(exc, EngineUnreachableError):
+                self._recover()
             if isinstance(exc, ModelError):
                 raise
             raise ModelError(self.load_error) from exc
         if self.state is EngineState.CLOSED:  # close() ran meanwhile and freed the model
             raise ModelError("the engine was shut down during the load")
-        self.resolved = resolved
+        if self._remote is None:
+            self.resolved = resolved
         self.load_error = self.load_error_public = None
         self.stats.loads += 1
         self._set_state(EngineState.READY)
         log.info("model %s ready in %.1f s (%s)", self.model_name, time.monotonic() - started,
-                 resolved.reason)
+                 reason)
+
+    def _recover(self) -> None:
+        """Probe an unreachable engine server with back-off; load again when it answers."""
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.ensure_future(self._probe_until_back())
+
+    async def _probe_until_back(self) -> None:
+        delay = 0.5
+        while self.state is EngineState.FAILED:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 15.0)
+            if self.state is not EngineState.FAILED:
+                return
+            assert self._remote is not None
+            try:  # a quiet probe: the state stays FAILED until the server answers
+                await self._remote.connect()
+            except EngineError:
+                continue
+            log.info("the engine server at %s is back", self._remote.public_url)
+            with contextlib.suppress(ModelError):
+                await self.load()
+            return
 
     def _load_in_worker(self, job: Job) -> ResolvedModel:
         if self._model is not None:  # free the old weights before mapping new ones
@@ -211,8 +276,9 @@ class Engine:
 
         Raises ModelNotLoadedError, EngineOverloadedError (at `max_in_flight` jobs queued
         or running, from every caller together), JobCancelledError, CompletionFailedError."""
+        inp = normalize_input(inp)  # every caller's line breaks become "\n", here only
         if not self.ready:
-            raise ModelNotLoadedError(_NOT_READY[self.state])
+            raise ModelNotLoadedError(describe_state(self.state, self.load_error_public))
         self.stats.requests += 1
         started = time.perf_counter()
         cache_key = (client_id or "", document or inp.filename)
@@ -221,15 +287,25 @@ class Engine:
             if hit is not None:
                 self.stats.typeahead_hits += 1
                 self.stats.completed += 1
-                return CompletionOutput(hit[0], hit[1], stop_reason="typeahead",
+                return CompletionOutput(hit[0], hit[1], stop_reason=StopReason.TYPEAHEAD,
                                         from_typeahead=True,
                                         seconds=time.perf_counter() - started)
         key = (client_id, document) if client_id is not None and document is not None else None
         # A newer keystroke frees its older job's place first (run() would find none left).
         if key is not None and self._jobs.supersede(key):
             self.stats.superseded += 1
+        if key is not None and self._remote is not None:
+            older = self._remote_latest.get(key)
+            if older is not None and not older.done():
+                self._superseded.add(older)
+                older.cancel()  # closes its connection: the server stops generating
+                self.stats.superseded += 1
         if self.in_flight >= self.settings.max_in_flight:
             raise EngineOverloadedError(self.settings.max_in_flight)
+        if self._remote is not None:
+            out = await self._complete_remote(inp, key)
+            self._typeahead.remember(cache_key, inp, out.text, out.confidence)
+            return out
         out: CompletionOutput = await self._jobs.run(
             lambda job: self._complete_in_worker(job, inp), key, on_done=self._account,
             track=self._completions,
@@ -292,11 +368,76 @@ class Engine:
         )
         return out
 
+    async def _complete_remote(self, inp: CompletionInput,
+                               key: tuple[str, str] | None) -> CompletionOutput:
+        remote = self._remote
+        assert remote is not None
+        started = time.perf_counter()
+        lang = detect(inp.language, inp.filename)
+        cleaner = Cleaner(analyse(inp.prefix, inp.suffix, lang))
+        task = asyncio.ensure_future(remote.generate(
+            inp, lang, cleaner, max_tokens=inp.max_tokens, min_prob=self.settings.min_token_prob,
+            time_budget=self.settings.time_budget))
+        self._remote_jobs.add(task)
+        if key is not None:
+            self._remote_latest[key] = task
+        try:
+            generated = await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task in self._superseded and not (current and current.cancelling()):
+                self.stats.dropped += 1
+                raise JobCancelledError("superseded") from None
+            task.cancel()
+            self.stats.cancelled += 1
+            raise
+        except EngineUnreachableError as exc:
+            self.stats.failed += 1
+            if self.state is EngineState.READY:  # it went away: say so, and watch for it
+                self.load_error = self.load_error_public = str(exc)
+                log.warning("%s", exc)
+                self._set_state(EngineState.FAILED)
+                self._recover()
+            raise
+        except EngineError:
+            self.stats.failed += 1
+            raise
+        finally:
+            self._remote_jobs.discard(task)
+            self._superseded.discard(task)
+            if key is not None and self._remote_latest.get(key) is task:
+                del self._remote_latest[key]
+        text, cut_reason = cleaner.finish(generated.text)
+        confidence = geometric_mean(generated.probs_for(len(text))) if text else 0.0
+        out = CompletionOutput(
+            text=text, confidence=round(min(1.0, max(0.0, confidence)), 4),
+            prompt_tokens=generated.evaluated + generated.reused,
+            evaluated_tokens=generated.evaluated, reused_tokens=generated.reused,
+            generated_tokens=len(generated.pieces),
+            stop_reason=cut_reason or generated.stop_reason,
+            seconds=time.perf_counter() - started)
+        self.stats.completed += 1
+        self.stats.prompt_tokens_evaluated += out.evaluated_tokens
+        self.stats.prompt_tokens_reused += out.reused_tokens
+        self.stats.generated_tokens += out.generated_tokens
+        self.last_job = {
+            "prompt_tokens": out.prompt_tokens, "evaluated_tokens": out.evaluated_tokens,
+            "reused_tokens": out.reused_tokens, "generated_tokens": out.generated_tokens,
+            "stop_reason": out.stop_reason, "seconds": round(out.seconds, 4),
+        }
+        return out
+
     # --- shutdown -------------------------------------------------------------
 
     async def close(self) -> None:
         """Let the running job end, drop queued ones, free the model."""
         self._set_state(EngineState.CLOSED)
+        if self._recovery is not None:
+            self._recovery.cancel()
+        for task in list(self._remote_jobs):
+            task.cancel()
+        if self._remote is not None:
+            await self._remote.close()
         await self._jobs.close()
         if self._model is not None:
             self._model.close()

@@ -52,3 +52,8 @@ class EngineOverloadedError(EngineError):
 
 class CompletionFailedError(EngineError):
     """Generation itself failed (llama.cpp returned an error)."""
+
+
+class EngineUnreachableError(ModelNotLoadedError):
+    """The engine server (llama-server, an OpenAI-compatible server) cannot be reached or
+    is still loading its model. Helios keeps probing it and recovers by itself."""

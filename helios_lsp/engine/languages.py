@@ -56,7 +56,6 @@ _BY_ID.update(
 _BY_EXT = {ext: lang for lang in LANGUAGES for ext in lang.extensions}
 
 SUPPORTED_IDS: tuple[str, ...] = tuple(lang.id for lang in LANGUAGES)
-SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(_BY_EXT)
 
 
 def detect(language_id: str = "", filename: str = "") -> Language:

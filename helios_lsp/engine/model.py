@@ -25,6 +25,7 @@ import numpy as np
 from helios_lsp.engine.errors import CompletionFailedError, JobCancelledError, ModelError
 from helios_lsp.engine.fim import FimTokens, detect_fim
 from helios_lsp.engine.model_source import ResolvedModel
+from helios_lsp.engine.types import StopReason
 from helios_lsp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class Decoded:
     tokens: list[int] = field(default_factory=list)
     pieces: list[bytes] = field(default_factory=list)
     probs: list[float] = field(default_factory=list)  # model probability of each produced token
-    stop_reason: str = ""
+    stop_reason: StopReason | None = None
     evaluated: int = 0
     reused: int = 0
 
@@ -296,25 +297,25 @@ class LoadedModel:
                     allowed = self._healing_mask(out.healed[len(produced):])
                 token, prob = self._pick(self._last_logits(), temperature, allowed)
                 if self.is_end(token):
-                    out.stop_reason = "eog"
+                    out.stop_reason = StopReason.EOG
                     return out
                 if prob < min_prob and len(produced) > len(out.healed):
-                    out.stop_reason = "unsure"
+                    out.stop_reason = StopReason.UNSURE
                     return out
                 out.tokens.append(token)
                 out.pieces.append(self.piece(token))
                 produced += out.pieces[-1]
                 out.probs.append(prob)
                 if should_stop(out.text()):
-                    out.stop_reason = "cut"
+                    out.stop_reason = StopReason.CUT
                     return out
                 if cancelled():
                     raise JobCancelledError("cancelled")
                 if time.monotonic() > deadline:
-                    out.stop_reason = "time_budget"
+                    out.stop_reason = StopReason.TIME_BUDGET
                     return out
                 self.llm.eval([token])
-            out.stop_reason = "max_tokens"
+            out.stop_reason = StopReason.MAX_TOKENS
             return out
         except JobCancelledError as exc:
             exc.evaluated, exc.generated = out.evaluated, len(out.tokens)  # work done before

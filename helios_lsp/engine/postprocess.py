@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from helios_lsp.engine.languages import Language
+from helios_lsp.engine.types import StopReason
 
 LINE, BLOCK = "line", "block"
 _PAIRS = {")": "(", "]": "[", "}": "{"}
@@ -140,12 +141,12 @@ class Cleaner:
         # suggestion only when it is short enough to be compared at all.
         self._line_prefix = ctx.line_prefix if len(ctx.line_prefix) <= _MAX_COMPARED_LINE else None
 
-    def cut(self, text: str, final: bool = False) -> tuple[int, str] | None:
+    def cut(self, text: str, final: bool = False) -> tuple[int, StopReason] | None:
         """Where generation must end in `text`, and why; None to keep going."""
         ctx = self.ctx
         if ctx.mode == LINE:
             nl = text.find("\n")
-            return (nl, "line") if nl >= 0 else None
+            return (nl, StopReason.LINE) if nl >= 0 else None
 
         lines = text.split("\n")
         # lines[0] continues the cursor's line; judge the lines that follow it.
@@ -153,7 +154,7 @@ class Cleaner:
         if (final or len(lines) > 1) and lines[0].strip() and first is not None and repeats_line(
             first, ctx.prev_line
         ):
-            return 0, "repeats_previous_line"
+            return 0, StopReason.REPEATS_PREVIOUS_LINE
         offset = len(lines[0]) + 1
         blank_run = 0
         previous = (first or "").strip()
@@ -165,24 +166,25 @@ class Cleaner:
             if not line.strip():
                 blank_run += 1
                 if complete and blank_run >= 2:
-                    return start, "blank_lines"
+                    return start, StopReason.BLANK_LINES
                 continue
             blank_run = 0
             if indent_width(line) < ctx.block_indent:
-                return start, "block"
+                return start, StopReason.BLOCK
             if not complete:
                 return None
             if next_line and line.strip() == next_line:
-                return start, "repeats_suffix"
+                return start, StopReason.REPEATS_SUFFIX
             if line.strip() == previous:  # the model looping, even on `}`
-                return start, "repeated_line"
+                return start, StopReason.REPEATED_LINE
             previous = line.strip()
         return None
 
-    def finish(self, raw: str) -> tuple[str, str]:
-        """The clean suggestion from everything generated, and why it ended where it does."""
+    def finish(self, raw: str) -> tuple[str, StopReason | None]:
+        """The clean suggestion from everything generated, and why it ended where it does
+        (None: no rule cut it, so generation's own reason stands)."""
         ctx = self.ctx
-        reason = ""
+        reason: StopReason | None = None
         stop = self.cut(raw, final=True)
         text = raw
         if stop is not None:
@@ -194,7 +196,7 @@ class Cleaner:
         line_suffix = ctx.line_suffix.strip()
         if ctx.mode == LINE and line_suffix:
             if line_suffix.startswith(text.strip()):
-                return "", "repeats_suffix"
+                return "", StopReason.REPEATS_SUFFIX
             text = self._drop_suffix_overlap(text)
 
         if ctx.mode == LINE and text.strip():
@@ -202,15 +204,15 @@ class Cleaner:
             if repeats_line(ctx.line_prefix + text, ctx.prev_line) or repeats_line(
                 ctx.line_prefix + text + ctx.line_suffix, ctx.prev_line
             ):
-                return "", "repeats_previous_line"
+                return "", StopReason.REPEATS_PREVIOUS_LINE
         elif ctx.next_lines and text.strip():
             # The whole block is already there below the cursor.
             following = "\n".join(ln.strip() for ln in ctx.next_lines)
             if following.startswith("\n".join(ln.strip() for ln in text.strip().split("\n"))):
-                return "", "repeats_suffix"
+                return "", StopReason.REPEATS_SUFFIX
 
         if not text.strip():
-            return "", reason or "empty"
+            return "", reason or StopReason.EMPTY
         return text, reason
 
     def _drop_suffix_overlap(self, text: str) -> str:

@@ -109,7 +109,7 @@ class PromptBuilder:
         header = header_text(lang, filename)
         fixed += self.encode(header) if header else []
         room = budget - len(fixed) - line_tokens_reserve
-        above_text, n_lines = self._above_text(above, room, first_line)
+        above_text, n_lines = self.window_above(above, room, first_line)
         body = self.encode(above_text + line)
         # Only a pathological line can overflow: keep its end (the part next to the cursor).
         body = self._tail(body, budget - len(fixed))
@@ -147,7 +147,8 @@ class PromptBuilder:
             start += step
         return start
 
-    def _above_text(self, above: str, room: int, first_line: int = 0) -> tuple[str, int]:
+    def window_above(self, above: str, room: int, first_line: int = 0) -> tuple[str, int]:
+        """The lines above the cursor that fit in `room` tokens, as text, and how many."""
         if not above or room <= 0:
             return "", 0
         key = (above, room, first_line)
@@ -163,7 +164,7 @@ class PromptBuilder:
         return self._window[1], self._window[2]
 
     def _above(self, above: str, room: int, first_line: int = 0) -> tuple[list[int], int]:
-        text, n_lines = self._above_text(above, room, first_line)
+        text, n_lines = self.window_above(above, room, first_line)
         if not text:
             return [], 0
         assert self._window is not None

@@ -13,14 +13,20 @@ Defaults come from the process settings (HELIOS_* variables and command-line fla
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from helios_lsp.engine import detect
 from helios_lsp.logsafe import safe
-from helios_lsp.settings import Settings
+from helios_lsp.settings import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_TEMPERATURE,
+    TEMPERATURE_RANGE,
+    Settings,
+    max_tokens_range,
+)
 
 SECTION = "helios"
 
@@ -38,8 +44,9 @@ class HttpConfig(_Model):
 
 
 class ClientConfig(_Model):
-    max_tokens: int = Field(100, ge=1)
-    temperature: float = Field(0.1, ge=0.0, le=1.0)
+    # The bounds are settings.py's; this server's own maximum is checked in parse_config.
+    max_tokens: Annotated[int, max_tokens_range()] = DEFAULT_MAX_TOKENS
+    temperature: Annotated[float, TEMPERATURE_RANGE] = DEFAULT_TEMPERATURE
     enabled_languages: tuple[str, ...] | None = None  # None: every language
     disabled_languages: tuple[str, ...] = ()
     http: HttpConfig = HttpConfig()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from lsprotocol import types
@@ -154,9 +153,6 @@ class DocumentStore:
 
     def get(self, uri: str) -> TextDocument | None:
         return self._docs.get(uri)
-
-    def __iter__(self) -> Iterator[TextDocument]:
-        return iter(self._docs.values())
 
     def __len__(self) -> int:
         return len(self._docs)

@@ -34,6 +34,7 @@ from helios_lsp.engine import (
     JobCancelledError,
     ModelError,
     ModelNotLoadedError,
+    describe_state,
 )
 from helios_lsp.logsafe import safe
 from helios_lsp.lsp import suggestions
@@ -164,9 +165,10 @@ class HeliosLanguageServer(LanguageServer):
         try:
             await self.engine.load()
         except ModelError:
+            remedy = ("Helios retries by itself" if self.engine.retrying else
+                      f"fix {self.engine.settings_to_fix} and run {CMD_RESTART}")
             self.tell(f"the model could not be loaded: {self.engine.load_error}. Completions "
-                      f"are off; fix HELIOS_MODEL and run {CMD_RESTART}.",
-                      types.MessageType.Error, show=True)
+                      f"are off; {remedy}.", types.MessageType.Error, show=True)
         except Exception:
             log.exception("model load failed")
         else:
@@ -174,19 +176,14 @@ class HeliosLanguageServer(LanguageServer):
             self.tell(f"model {self.engine.model_name} ready")
 
     def _why_not_ready(self) -> str:
-        state = self.engine.state
-        if state is EngineState.FAILED:
-            return f"the model could not be loaded ({self.engine.load_error})"
-        if state in (EngineState.LOADING, EngineState.NOT_LOADED):
-            return "the model is still loading"
-        return f"the model is {state.value.replace('_', ' ')}"
+        # The full load error: this user runs the server, paths are theirs to see.
+        return describe_state(self.engine.state, self.engine.load_error)
 
     def _describe_state(self, state: EngineState) -> str:
+        """The end of the load's progress report (a popup has already said why it failed)."""
         if state is EngineState.READY:
             return f"{self.engine.model_name} ready"
-        if state is EngineState.FAILED:
-            return "the model could not be loaded (see the log)"
-        return state.value.replace("_", " ")
+        return describe_state(state)
 
     def on_initialized(self) -> None:
         self._initialized = True

@@ -3,8 +3,9 @@
 No completion logic lives here (the engine decides what to suggest and cleans it): this
 module only turns positions into text offsets and back, and shapes the items.
 
-The engine sees "\\n" line breaks only; a suggestion for a CRLF (or CR) document is given
-the document's own line break before it goes back to the editor.
+The engine turns every line break it is given into "\\n" (engine/text.py); a suggestion for
+a CRLF (or CR) document is given the document's own line break before it goes back to the
+editor. Offsets and positions are the document's own (documents.py handles CR LF there).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from lsprotocol import types
 
 from helios_lsp.engine import CompletionInput
 from helios_lsp.lsp.config import ClientConfig
-from helios_lsp.lsp.documents import LINE_BREAK, TextDocument
+from helios_lsp.lsp.documents import TextDocument
 
 LABEL_PREFIX = "✦ Helios: "
 LABEL_WIDTH = 60
@@ -46,12 +47,13 @@ def filename_of(uri: str) -> str:
 
 
 def _engine_text(text: str) -> str:
-    """LF line breaks; an unpaired surrogate (JSON allows "\\ud800") becomes U+FFFD."""
+    """An unpaired surrogate (JSON allows "\\ud800", editors send it) becomes U+FFFD: the
+    tokenizer cannot encode it. (HTTP refuses such text; the LSP must not fail a keystroke.)"""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return LINE_BREAK.sub("\n", text)
+    return text
 
 
 def _input(doc: TextDocument, prefix: str, suffix: str, config: ClientConfig) -> CompletionInput:

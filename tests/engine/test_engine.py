@@ -19,9 +19,12 @@ from helios_lsp.engine import (
     ModelNotLoadedError,
 )
 from helios_lsp.engine.errors import ModelError
+from helios_lsp.engine.jobs import JobRunner
 from helios_lsp.engine.languages import detect
 from helios_lsp.engine.model import LoadedModel
 from helios_lsp.engine.model_source import resolve_model
+from helios_lsp.engine.prompt import PromptBuilder
+from helios_lsp.engine.types import StopReason
 from helios_lsp.settings import Settings
 from tests.gguf_factory import fim_token_ids, write_corrupt, write_tiny_model
 
@@ -39,6 +42,21 @@ async def engine(tiny_model: Path):
     await eng.load()
     yield eng
     await eng.close()
+
+
+@pytest.fixture
+def local(tiny_model: Path):
+    """The tiny model and a prompt builder set up as the engine sets them up (through the
+    public parts, not the engine's private attributes)."""
+    settings = settings_for(tiny_model)
+    model = LoadedModel(resolve_model(str(tiny_model)), settings)
+    builder = PromptBuilder(
+        model.encode, n_ctx=model.n_ctx, bos=model.bos, fim=model.fim,
+        prefix_lines=settings.prefix_lines, suffix_lines=settings.suffix_lines,
+        encode_continuation=model.encode_continuation,
+    )
+    yield model, builder
+    model.close()
 
 
 def inp(prefix: str, suffix: str = "", **kw) -> CompletionInput:
@@ -78,8 +96,8 @@ def test_starcoder_file_separator_stops_generation(tmp_path: Path):
 
 # --- prompt layout and budgets ----------------------------------------------------------
 
-async def test_fim_prompt_layout(engine: Engine):
-    model, builder = engine._model, engine._builder
+def test_fim_prompt_layout(local: tuple[LoadedModel, PromptBuilder]):
+    model, builder = local
     prompt = builder.build(CODE_ABOVE + "    y = ", "\nprint(1)\n", PY, "m.py", 8)
     fim = model.fim
     toks = prompt.tokens
@@ -95,18 +113,19 @@ async def test_fim_prompt_layout(engine: Engine):
 
 
 @pytest.mark.parametrize("max_tokens", [8, 200, 1500])
-async def test_prompt_fits_budget(engine: Engine, max_tokens: int):
+def test_prompt_fits_budget(local: tuple[LoadedModel, PromptBuilder], max_tokens: int):
+    model, builder = local
     long_above = CODE_ABOVE * 40  # far more than the 2048-token context
-    prompt = engine._builder.build(long_above + "x", "rest\n" * 500, PY, "m.py", max_tokens)
-    assert len(prompt.tokens) + max_tokens <= engine._model.n_ctx
+    prompt = builder.build(long_above + "x", "rest\n" * 500, PY, "m.py", max_tokens)
+    assert len(prompt.tokens) + max_tokens <= model.n_ctx
     # The nearest lines are the ones kept.
     assert prompt.prefix_lines < long_above.count("\n")
 
 
-async def test_prompt_window_moves_in_steps(engine: Engine):
+def test_prompt_window_moves_in_steps(local: tuple[LoadedModel, PromptBuilder]):
     """Pressing Enter in a long file must not shift the prompt's start every time."""
     lines = [f"v{i} = {i}" for i in range(400)]
-    builder = engine._builder
+    _, builder = local
     starts = set()
     for cursor in range(300, 316):
         prompt = builder.build("\n".join(lines[:cursor]) + "\n", "", PY, "m.py", 8)
@@ -116,8 +135,6 @@ async def test_prompt_window_moves_in_steps(engine: Engine):
 
 def test_no_fim_prompt_has_header(tiny_model_nofim: Path):
     model = LoadedModel(resolve_model(str(tiny_model_nofim)), settings_for(tiny_model_nofim))
-    from helios_lsp.engine.prompt import PromptBuilder
-
     builder = PromptBuilder(model.encode, n_ctx=model.n_ctx, bos=model.bos, fim=None)
     prompt = builder.build("x = 1\ny = ", "", PY, "calc.py", 8)
     text = b"".join(model.piece(t) for t in prompt.tokens[1:]).decode()
@@ -263,8 +280,9 @@ async def test_prompt_evaluation_stops_between_chunks(tiny_model: Path):
     model.close()
 
 
-async def test_cancelling_the_caller_reaches_the_running_job(engine: Engine):
+async def test_cancelling_the_caller_reaches_the_running_job():
     """Cancelling the awaiting task sets the flag the running job checks at each token."""
+    runner = JobRunner()  # the engine's job runner, on its own
     started, seen = threading.Event(), threading.Event()
 
     def job_fn(job) -> None:
@@ -275,12 +293,13 @@ async def test_cancelling_the_caller_reaches_the_running_job(engine: Engine):
                 raise JobCancelledError("cancelled")
             threading.Event().wait(0.01)
 
-    task = asyncio.ensure_future(engine._jobs.run(job_fn))
+    task = asyncio.ensure_future(runner.run(job_fn))
     await asyncio.to_thread(started.wait, 5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await asyncio.to_thread(seen.wait, 5)
+    await runner.close()
 
 
 # --- errors and state -----------------------------------------------------------------------
@@ -356,7 +375,7 @@ async def test_close_during_load_leaves_engine_closed(tiny_model: Path):
     await asyncio.wait({loading})
     assert isinstance(loading.exception(), ModelError)
     assert eng.state is EngineState.CLOSED and not eng.ready
-    assert eng._model is None  # the weights were freed
+    assert eng.snapshot()["n_ctx"] is None  # the weights were freed
     with pytest.raises(ModelNotLoadedError, match="shutting down"):
         await eng.complete(inp("x"))
 
@@ -397,7 +416,7 @@ def test_a_suggestion_stops_before_a_token_the_model_is_unsure_of(tiny_model: Pa
         free = model.decode(prompt, **run)
         assert len(free.tokens) >= 3 and max(free.probs) < 0.5  # a random model is unsure
         unsure = model.decode(prompt, min_prob=0.5, **run)
-        assert unsure.stop_reason == "unsure"
+        assert unsure.stop_reason is StopReason.UNSURE
         # the same greedy path, cut right after the first token that shows text
         assert unsure.tokens == free.tokens[: len(unsure.tokens)]
         assert unsure.text() != ""

@@ -6,6 +6,7 @@ import pytest
 
 from helios_lsp.engine.languages import detect
 from helios_lsp.engine.postprocess import BLOCK, LINE, Cleaner, analyse
+from helios_lsp.engine.types import StopReason
 
 PY = detect("python")
 JS = detect("javascript")
@@ -116,3 +117,22 @@ def test_block_mode_stops_generating_once_the_first_line_repeats_the_one_above()
     assert cleaner.finish("1)\nprint(x)") == ("", "repeats_previous_line")
     fresh = Cleaner(analyse("x = compute(1)\ny = compute(", "", PY))
     assert fresh.cut("2)\n") is None
+
+
+@pytest.mark.parametrize(("prefix", "suffix", "generated", "reason"), [
+    ("x = foo(", ")", "a, b)\nmore", StopReason.LINE),
+    ("def f():", "", "\n    return 1\nx = 2", StopReason.BLOCK),
+    ("def f():", "", "\n    a = 1\n\n\n    b = 2", StopReason.BLANK_LINES),
+    ("def f():", "\n    return x\n", "\n    y = 1\n    return x\n", StopReason.REPEATS_SUFFIX),
+    ("x = foo(", "1)", "1)", StopReason.REPEATS_SUFFIX),
+    ("def f():", "", "\n    a()\n    a()\n", StopReason.REPEATED_LINE),
+    ("x = compute(1)\nx = compute(", "", "1)\nprint(x)", StopReason.REPEATS_PREVIOUS_LINE),
+    ("x = ", "", "   ", StopReason.EMPTY),
+    ("x = ", "", "1", None),  # no rule cut it: the model's own reason stands
+])
+def test_every_cut_names_a_stop_reason(prefix, suffix, generated, reason):
+    """The reasons are StopReason members (they were free strings, some undocumented)."""
+    _, got = Cleaner(analyse(prefix, suffix, PY)).finish(generated)
+    assert got is reason
+    if reason is not None:
+        assert got == reason.value and f"{got}" == reason.value  # JSON and logs see the word

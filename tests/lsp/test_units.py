@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from lsprotocol import types
 
+from helios_lsp.engine.text import normalize_input
 from helios_lsp.lsp import suggestions
 from helios_lsp.lsp.config import ClientConfig, parse_config
 from helios_lsp.lsp.documents import UTF8, UTF16, TextDocument
@@ -103,10 +104,13 @@ def test_inline_placement_uses_real_prefix_and_suffix():
     assert suggestions.inline_items(placement, "").items == []
 
 
-def test_crlf_document_engine_sees_lf_and_editor_gets_crlf():
+def test_crlf_document_is_cut_at_the_cursor_and_editor_gets_crlf():
+    """The cursor's offset counts the CR LF; the engine (not the LSP) makes them "\\n"."""
     doc = TextDocument("file:///a.py", "if x:\r\n    \r\nelse:\r\n", "python")
     placement = suggestions.inline_placement(doc, P(1, 4), UTF16, CONFIG)
-    assert placement.inp.prefix == "if x:\n    " and placement.inp.suffix == "\nelse:\n"
+    assert placement.inp.prefix == "if x:\r\n    " and placement.inp.suffix == "\r\nelse:\r\n"
+    engine_input = normalize_input(placement.inp)
+    assert (engine_input.prefix, engine_input.suffix) == ("if x:\n    ", "\nelse:\n")
     item = suggestions.inline_items(placement, "a()\n    b()").items[0]
     assert item.insert_text == "a()\r\n    b()"
 

@@ -1,0 +1,96 @@
+"""Any OpenAI-compatible `/v1/completions`: vLLM, TGI, LM Studio, Ollama's `/v1`,
+llama-server's `/v1`. FIM prompts are written as text from the model family's template."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from helios_lsp.engine.errors import CompletionFailedError
+from helios_lsp.engine.remote.client import Event, Piece, RemoteEngine, RemoteInfo
+from helios_lsp.engine.remote.templates import FimTemplate, template_for
+from helios_lsp.engine.text_prompt import TextPrompt
+from helios_lsp.engine.types import CompletionInput, StopReason
+
+_TOP_P = 0.95
+# OpenAI-style servers do not report their context; a window this size fits every
+# current code model, and the server says so if not.
+_DEFAULT_N_CTX = 4096
+_FINISH = {"stop": StopReason.EOG, "length": StopReason.MAX_TOKENS}
+
+
+class OpenAIEngine(RemoteEngine):
+    kind = "openai"
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.template: FimTemplate | None = None
+        # Without /v1 in the URL, the server's API is assumed at /v1 (as Ollama serves it).
+        self.api = "" if self.url.endswith("/v1") else "/v1"
+
+    async def describe(self) -> RemoteInfo:
+        listing = await self.get_json(self.api + "/models")
+        served = []
+        if isinstance(listing, dict) and isinstance(listing.get("data"), list):
+            served = [m.get("id") for m in listing["data"] if isinstance(m, dict)]
+        served = [m for m in served if isinstance(m, str)]
+        name = self.settings.engine_model or (served[0] if len(served) == 1 else None)
+        if name is None:
+            raise CompletionFailedError(
+                "set HELIOS_ENGINE_MODEL to the model the engine server should use"
+                + (f" (it serves {len(served)})" if served else ""))
+        n_ctx = _DEFAULT_N_CTX
+        for model in listing.get("data", []) if isinstance(listing, dict) else []:
+            if isinstance(model, dict) and model.get("id") == name:
+                # vLLM says max_model_len; llama-server says meta.n_ctx_train.
+                size = model.get("max_model_len") or (model.get("meta") or {}).get("n_ctx_train")
+                if isinstance(size, int) and size >= 256:
+                    n_ctx = min(size, self.settings.n_ctx)
+        self.template, reason = template_for(name, self.settings.fim_template)
+        return RemoteInfo(name, n_ctx, self.template.family if self.template else None, 1,
+                          reason)
+
+    def request(self, prompt: TextPrompt, inp: CompletionInput, max_tokens: int,
+                temperature: float, heal: str) -> tuple[str, dict[str, Any]]:
+        assert self.info is not None
+        if self.template is not None:
+            text = self.template.render(prompt.above, prompt.suffix, prompt.line)
+            stop = list(self.template.stop)
+        else:
+            text, stop = prompt.plain(), []
+        body: dict[str, Any] = {
+            "model": self.info.model, "prompt": text, "max_tokens": max_tokens,
+            "temperature": temperature, "top_p": _TOP_P, "stream": True, "logprobs": 1,
+            "seed": self.settings.seed,
+        }
+        if stop:
+            body["stop"] = stop
+        return self.api + "/completions", body
+
+    def parse(self, event: dict[str, Any]) -> Event:
+        choices = event.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            if "usage" in event:  # a usage-only event at the end of some streams
+                return Event([])
+            raise CompletionFailedError("the engine server sent a malformed answer")
+        choice = choices[0]
+        text = choice.get("text", "")
+        if not isinstance(text, str):
+            raise CompletionFailedError("the engine server sent a malformed answer")
+        pieces: list[Piece] = []
+        logprobs = choice.get("logprobs")
+        tokens = logprobs.get("tokens") if isinstance(logprobs, dict) else None
+        values = logprobs.get("token_logprobs") if isinstance(logprobs, dict) else None
+        if (isinstance(tokens, list) and isinstance(values, list) and len(tokens) == len(values)
+                and "".join(t for t in tokens if isinstance(t, str)) == text):
+            for token, value in zip(tokens, values, strict=True):
+                prob = (math.exp(min(0.0, value)) if isinstance(value, int | float)
+                        and math.isfinite(value) else None)
+                if token:
+                    pieces.append(Piece(token, prob))
+        elif text:
+            pieces.append(Piece(text, None))
+        finish = choice.get("finish_reason")
+        done = isinstance(finish, str) and bool(finish)
+        return Event(pieces, done=done,
+                     stop_reason=_FINISH.get(finish, StopReason.EOG) if done else None)
