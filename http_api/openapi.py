@@ -9,6 +9,7 @@ from pydantic.json_schema import models_json_schema
 
 from helios_lsp import __version__
 from helios_lsp.settings import Settings
+from http_api.limits import ADDRESS_MULTIPLE
 from http_api.schemas import (
     CompletionRequest,
     CompletionResponse,
@@ -24,12 +25,15 @@ _REF = "#/components/schemas/{model}"
 
 _ERRORS = {
     "400": "Invalid request body (INVALID_REQUEST)",
+    "401": "API key missing or wrong (UNAUTHORIZED); only on a server started with a key",
     "403": "Host or Origin not allowed: the API is local-only (FORBIDDEN)",
     "404": "No such endpoint (NOT_FOUND)",
     "405": "Method not allowed (METHOD_NOT_ALLOWED)",
+    "408": "The body did not arrive within HELIOS_REQUEST_TIMEOUT (REQUEST_TIMEOUT)",
     "413": "Request body too large (PAYLOAD_TOO_LARGE)",
     "415": "Body is not application/json (UNSUPPORTED_MEDIA_TYPE)",
-    "429": "Rate or concurrency limit reached (SERVER_OVERLOADED); see Retry-After",
+    "429": "Rate, concurrency or connection limit reached (SERVER_OVERLOADED); "
+           "see Retry-After",
     "500": "Error during code generation (COMPLETION_FAILED)",
     "503": "Model not loaded (MODEL_NOT_LOADED) or server stopping (SHUTTING_DOWN)",
 }
@@ -54,7 +58,7 @@ def _errors(*codes: str) -> dict[str, Any]:
     return out
 
 
-_GUARDED = ("403", "404", "405", "429", "503")
+_GUARDED = ("401", "403", "404", "405", "429", "503")
 
 
 def build_openapi(settings: Settings, request_model: type[CompletionRequest]) -> dict[str, Any]:
@@ -79,9 +83,11 @@ def build_openapi(settings: Settings, request_model: type[CompletionRequest]) ->
                 "Local code completion from one llama.cpp model. Local-only: Host must be a "
                 "loopback name, browser Origins are refused, POST bodies must be "
                 f"application/json. Limits: {settings.rate_limit:g} requests per second per "
-                f"client in bursts of {settings.rate_burst} (/health is not limited), "
+                f"client in bursts of {settings.rate_burst}, {ADDRESS_MULTIPLE} times that per "
+                "address whatever X-Helios-Client says (/health is not limited), "
                 f"{settings.max_in_flight} completions in flight, request bodies up to "
-                f"{settings.max_body_bytes} bytes."
+                f"{settings.max_body_bytes} bytes. With an API key set (required to listen "
+                "beyond loopback), every endpoint but /health needs Authorization: Bearer."
             ),
         },
         "paths": {
@@ -100,12 +106,29 @@ def build_openapi(settings: Settings, request_model: type[CompletionRequest]) ->
                                            "suggestion is then empty)",
                             "schema": {"type": "string", "enum": ["1"]}}},
                     },
-                    **_errors("400", "413", "415", "500", *_GUARDED),
+                    **_errors("400", "408", "413", "415", "500", *_GUARDED),
+                },
+            }},
+            "/prefetch": {"post": {
+                "summary": "Warm the cache for a place the user is about to type at",
+                "description": "The /complete body. Answered 202 at once; while the engine is "
+                               "idle it evaluates that place's prompt, and any completion "
+                               "preempts it. `accepted` is false when it was busy.",
+                "operationId": "prefetch",
+                "parameters": [client_header],
+                "requestBody": {"required": True, "content": _content(request_model)},
+                "responses": {
+                    "202": {"description": "Taken (or skipped: `accepted` says which)",
+                            "content": {"application/json": {"schema": {
+                                "type": "object", "required": ["accepted"],
+                                "properties": {"accepted": {"type": "boolean"}}}}}},
+                    **_errors("400", "408", "413", "415", *_GUARDED),
                 },
             }},
             "/health": {"get": {
-                "summary": "Whether the server is ready (never rate-limited)",
+                "summary": "Whether the server is ready (never rate-limited, no API key)",
                 "operationId": "health",
+                "security": [],
                 "responses": {
                     "200": {"description": "Healthy", "content": _content(HealthResponse)},
                     "503": {"description": "Loading, unhealthy (the model failed to load) "
@@ -127,7 +150,7 @@ def build_openapi(settings: Settings, request_model: type[CompletionRequest]) ->
                 "requestBody": {"required": False, "content": _content(Empty)},
                 "responses": {"200": {"description": "Restart initiated",
                                       "content": _content(RestartResponse)},
-                              **_errors("400", "413", "415", *_GUARDED)},
+                              **_errors("400", "408", "413", "415", *_GUARDED)},
             }},
             "/openapi.json": {"get": {
                 "summary": "This document",
@@ -139,5 +162,8 @@ def build_openapi(settings: Settings, request_model: type[CompletionRequest]) ->
                               **_errors("400", *_GUARDED)},
             }},
         },
-        "components": {"schemas": top["$defs"]},
+        # Needed only when the server has an API key (always beyond loopback); /health never.
+        "security": [{"bearer": []}, {}],
+        "components": {"schemas": top["$defs"],
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

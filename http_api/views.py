@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import asdict
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -15,11 +16,15 @@ from helios_lsp.engine import (
     CompletionInput,
     Engine,
     EngineError,
+    EngineOverloadedError,
     EngineState,
     JobCancelledError,
     ModelError,
     ModelNotLoadedError,
+    describe_state,
+    normalize_newlines,
 )
+from helios_lsp.logsafe import safe
 from http_api.body import read_model
 from http_api.errors import ApiError, ErrorCode, overloaded
 from http_api.schemas import (
@@ -29,6 +34,7 @@ from http_api.schemas import (
     HealthStatus,
     RestartResponse,
     StatusConfig,
+    StatusConnections,
     StatusLimits,
     StatusResponse,
 )
@@ -49,33 +55,55 @@ def _completion(suggestion: str, confidence: float, started: float,
                                     processing_time=elapsed), headers=headers)
 
 
+# What an HTTP client can do about each state (the engine's words say what the state is).
+_ADVICE = {
+    EngineState.NOT_LOADED: "; try again in a few seconds",
+    EngineState.LOADING: "; try again in a few seconds",
+}
+
+
+def _advice(engine: Engine) -> str:
+    if engine.state is not EngineState.FAILED:
+        return _ADVICE.get(engine.state, "")
+    if engine.retrying:  # an engine server that went away: probed until it is back
+        return "; Helios retries by itself"
+    return f"; fix {engine.settings_to_fix}, then POST /restart"
+
+
+def _state_detail(engine: Engine) -> str:
+    return describe_state(engine.state, engine.load_error_public)  # never a path
+
+
 def model_not_loaded(engine: Engine) -> ApiError:
-    if engine.state is EngineState.FAILED:
-        detail = (f"the model is not loaded: {engine.load_error_public}; fix HELIOS_MODEL, "
-                  "then POST /restart")
-    elif engine.state is EngineState.CLOSED:
-        detail = "the model is not loaded: the server is shutting down"
-    else:
-        detail = "the model is loading; try again in a few seconds"
-    return ApiError(503, ErrorCode.MODEL_NOT_LOADED, detail)
+    return ApiError(503, ErrorCode.MODEL_NOT_LOADED,
+                    _state_detail(engine) + _advice(engine))
+
+
+def first_line(code: str, cursor_line: int) -> int:
+    """The file line where `code` starts: `code` may be only the end of the text before
+    the cursor (clients bound what they send), and `position.line` says where it ends."""
+    return max(0, cursor_line - normalize_newlines(code).count("\n"))  # a lone CR too
 
 
 async def complete(request: web.Request) -> web.Response:
     engine, runtime = request.app[ENGINE], request.app[RUNTIME]
-    body = await read_model(request, runtime.request_model)
+    body = await read_model(request, runtime.request_model, runtime.settings.request_timeout)
     client = client_id(request)
-    if not runtime.in_flight.acquire():
-        raise overloaded(f"too many completions in flight (at most {runtime.in_flight.limit})",
-                         1.0)
+    if runtime.draining:  # its body arrived after the stop began
+        raise ApiError(503, ErrorCode.SHUTTING_DOWN, "the server is shutting down")
     started = time.perf_counter()
+    runtime.enter()  # from here on, a stop waits for this request
     try:
         out = await engine.complete(
             CompletionInput(prefix=body.code, suffix=body.suffix, language=body.language,
                             filename=body.filename, max_tokens=body.max_tokens,
-                            temperature=body.temperature),
+                            temperature=body.temperature,
+                            first_line=first_line(body.code, body.position.line)),
             # Supersession is per (client, document): only for clients that name themselves.
             client_id=client, document=body.filename if client is not None else None,
         )
+    except EngineOverloadedError as exc:  # the engine's bound, shared with the LSP
+        raise overloaded(str(exc), 1.0) from None
     except JobCancelledError as exc:
         if exc.reason == "superseded":  # a newer request for this document replaced it
             return _completion("", 0.0, started, headers={SUPERSEDED_HEADER: "1"})
@@ -86,15 +114,28 @@ async def complete(request: web.Request) -> web.Response:
     except ModelNotLoadedError:
         raise model_not_loaded(engine) from None
     except CompletionFailedError as exc:  # its message is written for users
-        log.warning("completion failed: %s", exc)
+        log.warning("completion failed: %s", safe(exc))
         raise ApiError(500, ErrorCode.COMPLETION_FAILED, f"{exc}; try again") from None
     except EngineError:
         log.exception("completion failed")
         raise ApiError(500, ErrorCode.COMPLETION_FAILED,
                        "the completion failed (details are in the server log)") from None
     finally:
-        runtime.in_flight.release()
+        runtime.leave()
     return _completion(out.text, out.confidence, started)
+
+
+async def prefetch(request: web.Request) -> web.Response:
+    """The /complete body, answered 202 at once: the engine evaluates that place's prompt
+    while it is idle, so the first keystroke there finds it in the cache."""
+    engine, runtime = request.app[ENGINE], request.app[RUNTIME]
+    body = await read_model(request, runtime.request_model, runtime.settings.request_timeout)
+    started = engine.prefetch(
+        CompletionInput(prefix=body.code, suffix=body.suffix, language=body.language,
+                        filename=body.filename, max_tokens=body.max_tokens,
+                        temperature=body.temperature,
+                        first_line=first_line(body.code, body.position.line)))
+    return web.json_response({"accepted": started}, status=202)
 
 
 def _health_status(engine: Engine, runtime: Runtime) -> HealthStatus:
@@ -111,13 +152,22 @@ async def health(request: web.Request) -> web.Response:
     engine, runtime = request.app[ENGINE], request.app[RUNTIME]
     status = _health_status(engine, runtime)
     body = HealthResponse(status=status, model_loaded=engine.ready,
-                          server_version=__version__, uptime=runtime.uptime)
-    return _json(body, status=200 if status == "healthy" else 503)
+                          server_version=__version__, uptime=runtime.uptime,
+                          detail=None if status == "healthy" else _health_detail(engine, status))
+    # Healthy: exactly the contract's four fields; otherwise also why (`detail`).
+    return web.json_response(body.model_dump(mode="json", exclude_none=True),
+                             status=200 if status == "healthy" else 503)
+
+
+def _health_detail(engine: Engine, status: HealthStatus) -> str:
+    if status == "stopping":  # draining, the model still loaded: say why it is refusing
+        return describe_state(EngineState.CLOSED)
+    return _state_detail(engine)
 
 
 async def status(request: web.Request) -> web.Response:
     engine, runtime = request.app[ENGINE], request.app[RUNTIME]
-    settings = runtime.settings
+    settings, guard = runtime.settings, runtime.connections
     body = StatusResponse(
         server_status="stopping" if runtime.draining else "running",
         model_loaded=engine.ready,
@@ -127,13 +177,16 @@ async def status(request: web.Request) -> web.Response:
                             host=settings.host, port=runtime.port),
         model_status=engine.state.value,
         load_error=engine.load_error_public,
-        in_flight=runtime.in_flight.count,
+        in_flight=engine.in_flight,
         limits=StatusLimits(max_tokens_limit=settings.max_tokens_limit,
                             rate_limit_per_second=settings.rate_limit,
                             rate_burst=settings.rate_burst,
                             max_in_flight=settings.max_in_flight,
                             max_body_bytes=settings.max_body_bytes),
         engine=engine.snapshot(),
+        connections=StatusConnections(open=guard.open, max=guard.cap,
+                                      **asdict(guard.stats)),
+        auth_required=runtime.api_key is not None,
     )
     return _json(body)
 
@@ -148,10 +201,11 @@ async def _reload(engine: Engine) -> None:
 
 
 async def restart(request: web.Request) -> web.Response:
-    await read_model(request, Empty, optional=True)
+    await read_model(request, Empty, request.app[RUNTIME].settings.request_timeout,
+                     optional=True)
     engine, runtime = request.app[ENGINE], request.app[RUNTIME]
     if engine.state is EngineState.CLOSED:  # its owner is shutting down: do not reopen it
-        raise ApiError(503, ErrorCode.SHUTTING_DOWN, "the server is shutting down")
+        raise ApiError(503, ErrorCode.SHUTTING_DOWN, describe_state(engine.state))
     if runtime.restart is None or runtime.restart.done():
         # engine.load() joins a load already running, so restarts during a reload join it.
         runtime.restart = asyncio.create_task(_reload(engine))

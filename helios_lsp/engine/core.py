@@ -66,6 +66,9 @@ class EngineStats:
     prompt_tokens_reused: int = 0
     generated_tokens: int = 0
     loads: int = 0
+    # Cache warming before a request (prefetch): started, and prompt tokens it evaluated.
+    prefetches: int = 0
+    prefetch_tokens: int = 0
 
 
 def _public_reason(exc: BaseException) -> str:
@@ -312,6 +315,39 @@ class Engine:
         )
         self._typeahead.remember(cache_key, inp, out.text, out.confidence)
         return out
+
+    # --- warming the cache before a request ----------------------------------------------
+
+    def prefetch(self, inp: CompletionInput) -> bool:
+        """Evaluate the prompt for `inp` in the background, so that a request at that place
+        finds it in the KV cache (the editor opened a file or moved the cursor, the user has
+        not typed yet). Only when the engine is idle; any real request preempts it. Returns
+        whether it was started."""
+        if not self.ready or self.in_flight or not self._jobs.idle:
+            return False
+        inp = normalize_input(inp)
+        self.stats.prefetches += 1
+        if self._remote is not None:
+            task = asyncio.ensure_future(self._remote.warm(inp))
+        else:
+            task = asyncio.ensure_future(self._jobs.run(
+                lambda job: self._prefetch_in_worker(job, inp), background=True))
+        task.add_done_callback(self._count_prefetch)
+        return True
+
+    def _count_prefetch(self, task: asyncio.Future[Any]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self.stats.prefetch_tokens += task.result() or 0
+
+    def _prefetch_in_worker(self, job: Job, inp: CompletionInput) -> int:
+        model, builder = self._model, self._builder
+        if model is None or builder is None:
+            return 0
+        lang = detect(inp.language, inp.filename)
+        max_tokens = min(inp.max_tokens, max(1, model.n_ctx // 2))
+        prompt = builder.build(inp.prefix, inp.suffix, lang, inp.filename, max_tokens,
+                               first_line=inp.first_line)
+        return model.warm(prompt.tokens, job.is_cancelled)
 
     def _account(self, future: asyncio.Future[Any]) -> None:
         """Count a finished completion job (on the loop, never from the worker)."""

@@ -7,6 +7,8 @@ the event loop, which never blocks.
   of `job.is_cancelled()`;
 - a newer job with the same key (client, document) supersedes the older one: dropped at
   once if it is still queued, stopped at its next check if it runs;
+- a background job (cache warming) runs only when nothing else waits, and any other job
+  preempts it: dropped if still queued, stopped at its next check if it runs;
 - `close()` lets the running job end and drops the queued ones.
 """
 
@@ -25,11 +27,12 @@ Key = tuple[str, str]
 
 
 class Job:
-    __slots__ = ("cancel_reason", "fn", "future", "key", "loop")
+    __slots__ = ("background", "cancel_reason", "fn", "future", "key", "loop")
 
     def __init__(self, fn: Callable[[Job], Any], loop: asyncio.AbstractEventLoop,
-                 key: Key | None = None):
+                 key: Key | None = None, background: bool = False):
         self.fn = fn
+        self.background = background
         self.loop = loop
         self.future: asyncio.Future[Any] = loop.create_future()
         # A cancelled caller no longer awaits the outcome: mark it retrieved so asyncio
@@ -66,13 +69,23 @@ class JobRunner:
         self._wakeup = threading.Condition()
         self._thread: threading.Thread | None = None
         self._latest: dict[Key, Job] = {}
+        self._running: Job | None = None
         self.busy = False  # the worker is inside a job
 
     @property
     def queued(self) -> int:
         return sum(1 for job in self._queue if job is not None)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing running whose caller still waits (a job is settled
+        on the loop a moment before the worker leaves it)."""
+        running = self._running
+        return self.queued == 0 and (running is None or running.future.done())
+
     def _submit(self, job: Job) -> None:
+        if not job.background:
+            self._preempt_background()
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
             self._thread.start()
@@ -92,6 +105,7 @@ class JobRunner:
                 job.settle(error=JobCancelledError(job.cancel_reason or "cancelled"))
                 continue
             self.busy = True
+            self._running = job
             try:
                 result = job.fn(job)
             except BaseException as exc:  # delivered to the awaiting task, never lost
@@ -101,14 +115,25 @@ class JobRunner:
             else:
                 job.settle(result=result)
             finally:
+                self._running = None
                 self.busy = False
+
+    def _preempt_background(self) -> None:
+        """Real work arrives: background jobs give way (a running one keeps what it did)."""
+        running = self._running
+        if running is not None and running.background:
+            running.cancel("preempted")
+        for job in [j for j in self._queue if j is not None and j.background]:
+            job.cancel("preempted")
+            self._drop_if_queued(job)
 
     async def run(self, fn: Callable[[Job], Any], key: Key | None = None,
                   on_done: Callable[[asyncio.Future[Any]], None] | None = None,
-                  track: set[Job] | None = None) -> Any:
+                  track: set[Job] | None = None, background: bool = False) -> Any:
         """Run `fn(job)` on the worker and return its result. `on_done` sees the outcome
-        even when the caller stops waiting; `track` holds the job while it is awaited."""
-        job = Job(fn, asyncio.get_running_loop(), key)
+        even when the caller stops waiting; `track` holds the job while it is awaited;
+        a `background` job yields to every other one."""
+        job = Job(fn, asyncio.get_running_loop(), key, background)
         if track is not None:
             track.add(job)
         if on_done is not None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from helios_lsp.engine.errors import CompletionFailedError, JobCancelledError, ModelError
 from helios_lsp.engine.fim import FimTokens, detect_fim
+from helios_lsp.engine.kv_states import KvStates
 from helios_lsp.engine.model_source import ResolvedModel
 from helios_lsp.engine.types import StopReason
 from helios_lsp.settings import Settings
@@ -111,6 +112,7 @@ class LoadedModel:
         self.n_ctx = self.llm.n_ctx()
         self.n_vocab = self.llm.n_vocab()
         self.eval_chunk = settings.eval_chunk
+        self.kv_states = KvStates(self.llm, llama_cpp, settings.kv_cache_ram)
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm._model.model)
         self._pieces: dict[int, bytes] = {}
         # Every token's bytes, for token healing; built at load (~0.3 s per 50k tokens) so
@@ -220,12 +222,10 @@ class LoadedModel:
 
     def _eval_prompt(self, prompt: list[int], out: Decoded,
                      cancelled: Callable[[], bool]) -> None:
-        """Bring the KV cache to `prompt`, reusing the longest common prefix."""
+        """Bring the KV cache to `prompt`, reusing the longest common prefix with the live
+        cache or with a state saved in host memory (kv_states)."""
         llm = self.llm
-        cached = llm.input_ids[: llm.n_tokens]
-        limit = min(len(cached), len(prompt))
-        mismatch = np.nonzero(cached[:limit] != np.asarray(prompt[:limit], dtype=cached.dtype))[0]
-        reuse = int(mismatch[0]) if mismatch.size else limit
+        reuse = self.kv_states.prepare(np.asarray(prompt, dtype=llm.input_ids.dtype))
         # The logits of the last prompt token are needed: re-run it if all is cached.
         out.reused = reuse = min(reuse, len(prompt) - 1)
         llm.n_tokens = reuse
@@ -264,6 +264,18 @@ class LoadedModel:
         p = p[:keep] / p[:keep].sum()
         choice = int(top[order[int(self._rng.choice(keep, p=p))]])
         return choice, float(np.exp(logits[choice] - peak)) / z
+
+    def warm(self, prompt: list[int], cancelled: Callable[[], bool]) -> int:
+        """Evaluate all of `prompt` but its last two tokens (which `decode` may take back
+        for token healing, and evaluates itself): the KV cache is then ready for a request
+        at that place. Returns the tokens evaluated; stops between chunks when cancelled,
+        keeping what it did."""
+        if len(prompt) < 4:
+            return 0
+        out = Decoded()
+        with contextlib.suppress(JobCancelledError):
+            self._eval_prompt(prompt[:-2], out, cancelled)
+        return out.evaluated
 
     def decode(
         self,

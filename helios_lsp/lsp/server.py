@@ -53,6 +53,9 @@ CMD_STATUS = "helios.status"
 # Characters after which an editor without inline completion should ask again at once.
 TRIGGER_CHARACTERS = [".", "(", "[", "{", ",", ":", "=", " "]
 CONFIG_PULL_TIMEOUT = 5.0
+# Seconds without an edit or a request before the cache is warmed where the user edits:
+# long enough that a typing user's own requests come first.
+PREFETCH_PAUSE = 0.3
 
 
 class HeliosProtocol(StrictProtocol):
@@ -125,6 +128,7 @@ class HeliosLanguageServer(LanguageServer):
         self._released = False
         self._told_not_ready = False
         self._tasks: set[asyncio.Future[None]] = set()
+        self._prefetch_timer: asyncio.TimerHandle | None = None
 
     # --- talking to the user ------------------------------------------------------
 
@@ -208,6 +212,7 @@ class HeliosLanguageServer(LanguageServer):
         if self._released:
             return
         self._released = True
+        self.cancel_prefetch()
         self.protocol.cancel_requests()
         if self._load_task is not None:
             # A load cannot be interrupted inside llama.cpp: let it end, then free the model.
@@ -248,11 +253,42 @@ class HeliosLanguageServer(LanguageServer):
             return None
         return doc
 
+    # --- warming the cache where the user edits ----------------------------------------
+
+    def edited(self, params: types.DidChangeTextDocumentParams) -> None:
+        """After an edit, once the user pauses, warm the engine's cache at the end of the
+        last change (where the cursor is): the next request there starts warm. A request
+        meanwhile cancels the timer; one arriving during the warming preempts it."""
+        if self._prefetch_timer is not None:
+            self._prefetch_timer.cancel()
+            self._prefetch_timer = None
+        last = params.content_changes[-1] if params.content_changes else None
+        doc = self.completable(params.text_document.uri)
+        if doc is None or not isinstance(last, types.TextDocumentContentChangePartial):
+            return
+        offset = doc.offset_at(last.range.start, self.encoding) + len(last.text)
+        position = doc.position_at(offset, self.encoding)
+        self._prefetch_timer = asyncio.get_running_loop().call_later(
+            PREFETCH_PAUSE, self._prefetch, doc.uri, position)
+
+    def _prefetch(self, uri: str, position: types.Position) -> None:
+        self._prefetch_timer = None
+        doc = self.completable(uri)
+        if doc is not None:
+            placement = suggestions.inline_placement(doc, position, self.encoding, self.config)
+            self.engine.prefetch(placement.inp)
+
+    def cancel_prefetch(self) -> None:
+        if self._prefetch_timer is not None:
+            self._prefetch_timer.cancel()
+            self._prefetch_timer = None
+
     async def suggest(self, doc: TextDocument, inp: CompletionInput, *,
                       invoked: bool = False) -> str:
         """The engine's suggestion, or "" when there is none to give (not loaded, failed,
         superseded). Cancellation of the calling task propagates (and stops the job)."""
         started = time.perf_counter()
+        self.cancel_prefetch()  # asked already: nothing to warm ahead of it
         try:
             out = await self.engine.complete(inp, client_id=CLIENT_ID, document=doc.uri)
         except ModelNotLoadedError:
@@ -328,6 +364,7 @@ def did_open(ls: HeliosLanguageServer, params: types.DidOpenTextDocumentParams) 
 
 def did_change(ls: HeliosLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
     ls.documents.change(params, ls.encoding)
+    ls.edited(params)
 
 
 def did_close(ls: HeliosLanguageServer, params: types.DidCloseTextDocumentParams) -> None:

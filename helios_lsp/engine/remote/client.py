@@ -165,6 +165,11 @@ class RemoteEngine(ABC):
     @abstractmethod
     async def describe(self) -> RemoteInfo: ...
 
+    async def warm(self, inp: CompletionInput) -> int:
+        """Have the server evaluate the prompt for `inp` ahead of a request; the prompt
+        tokens it evaluated (0 where the server offers no way)."""
+        return 0
+
     @abstractmethod
     def request(self, prompt: TextPrompt, inp: CompletionInput, max_tokens: int,
                 temperature: float, heal: str) -> tuple[str, dict[str, Any]]:

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import PurePath
 from typing import Any
 
 from helios_lsp.engine.errors import CompletionFailedError, EngineUnreachableError
+from helios_lsp.engine.languages import detect
 from helios_lsp.engine.remote.client import Event, Piece, RemoteEngine, RemoteInfo
 from helios_lsp.engine.text_prompt import TextPrompt
 from helios_lsp.engine.types import CompletionInput, StopReason
@@ -65,6 +67,26 @@ class LlamaServerEngine(RemoteEngine):
         if "not supported" in str(message):
             return False
         raise CompletionFailedError("the engine server's /infill answered an unexpected error")
+
+    async def warm(self, inp: CompletionInput) -> int:
+        """A request for no tokens with `cache_prompt`: the slot keeps the prompt's KV."""
+        if self.info is None or self._builder is None:
+            return 0
+        prompt = self._builder.build(inp.prefix, inp.suffix, detect(inp.language, inp.filename),
+                                     inp.filename, inp.max_tokens, fim=self.info.fim is not None,
+                                     first_line=inp.first_line)
+        # Without the cursor's line's indentation, which generate() backs off too.
+        prompt = replace(prompt, line=prompt.line.rstrip(" \t"))
+        path, body = self.request(prompt, inp, 0, 0.0, "")
+        try:
+            async with self._client().post(self.url + path,
+                                           json={**body, "stream": False, "n_probs": 0}) as r:
+                answer = await r.json(content_type=None) if r.status == 200 else {}
+        except Exception:  # warming is best effort: the request itself reports failures
+            return 0
+        timings = answer.get("timings") if isinstance(answer, dict) else None
+        evaluated = timings.get("prompt_n") if isinstance(timings, dict) else None
+        return evaluated if isinstance(evaluated, int) else 0
 
     def request(self, prompt: TextPrompt, inp: CompletionInput, max_tokens: int,
                 temperature: float, heal: str) -> tuple[str, dict[str, Any]]:
