@@ -363,7 +363,10 @@ class Engine:
         if exc is not None or future.cancelled():
             self.stats.failed += 1
             return
-        out: CompletionOutput = future.result()
+        self._record(future.result())
+
+    def _record(self, out: CompletionOutput) -> None:
+        """Count a completion the model (or the engine server) produced."""
         self.stats.completed += 1
         self.stats.prompt_tokens_evaluated += out.evaluated_tokens
         self.stats.prompt_tokens_reused += out.reused_tokens
@@ -452,15 +455,7 @@ class Engine:
             generated_tokens=len(generated.pieces),
             stop_reason=cut_reason or generated.stop_reason,
             seconds=time.perf_counter() - started)
-        self.stats.completed += 1
-        self.stats.prompt_tokens_evaluated += out.evaluated_tokens
-        self.stats.prompt_tokens_reused += out.reused_tokens
-        self.stats.generated_tokens += out.generated_tokens
-        self.last_job = {
-            "prompt_tokens": out.prompt_tokens, "evaluated_tokens": out.evaluated_tokens,
-            "reused_tokens": out.reused_tokens, "generated_tokens": out.generated_tokens,
-            "stop_reason": out.stop_reason, "seconds": round(out.seconds, 4),
-        }
+        self._record(out)
         return out
 
     # --- shutdown -------------------------------------------------------------
