@@ -9,6 +9,8 @@ from helios_lsp.settings import Settings
 from http_api.middlewares import (
     add_cors_headers,
     admission_middleware,
+    auth_middleware,
+    connection_middleware,
     error_middleware,
     guard_middleware,
 )
@@ -18,9 +20,12 @@ from http_api.state import ENGINE, OPENAPI, RUNTIME, Runtime
 
 
 def create_app(engine: Engine, settings: Settings) -> web.Application:
-    """The REST API on `engine`. It never loads or closes the model: its owner does."""
+    """The REST API on `engine`. It never loads or closes the model: its owner does.
+
+    Raises BindRefusedError when the API key setting cannot be used."""
     app = web.Application(
-        middlewares=[error_middleware, guard_middleware, admission_middleware],
+        middlewares=[connection_middleware, error_middleware, guard_middleware,
+                     auth_middleware, admission_middleware],
         client_max_size=settings.max_body_bytes,
     )
     runtime = Runtime(settings)

@@ -7,6 +7,7 @@ infinity) and silently keeps the last of duplicate keys; each of these is refuse
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from typing import Any, TypeVar
@@ -101,10 +102,23 @@ def check_json_content_type(request: web.Request) -> None:
                        "the request body must be JSON: send Content-Type: application/json")
 
 
-async def read_model(request: web.Request, model: type[M], *, optional: bool = False) -> M:
+async def read_body(request: web.Request, timeout: float) -> bytes:
+    """The whole body, which must arrive within `timeout` seconds: a client that sends it
+    a byte at a time must not hold a connection (and an open file) for long."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()  # aiohttp raises 413 past client_max_size
+    except TimeoutError:
+        raise ApiError(408, ErrorCode.REQUEST_TIMEOUT,
+                       f"the request body did not arrive within {timeout:g} s",
+                       close=True) from None
+
+
+async def read_model(request: web.Request, model: type[M], timeout: float, *,
+                     optional: bool = False) -> M:
     """The validated body. With `optional`, an empty body counts as `{}`."""
     check_json_content_type(request)
-    body = await request.read()  # aiohttp raises 413 past client_max_size
+    body = await read_body(request, timeout)
     if optional and not body.strip():
         return model()
     data = parse_json(body)

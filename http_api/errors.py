@@ -22,24 +22,28 @@ class ErrorCode(enum.StrEnum):
     COMPLETION_FAILED = "COMPLETION_FAILED"  # 500
     SERVER_OVERLOADED = "SERVER_OVERLOADED"  # 429
     # HTTP-level refusals, in the same format.
+    UNAUTHORIZED = "UNAUTHORIZED"  # 401: an API key is set and the request lacks it
     FORBIDDEN = "FORBIDDEN"  # 403: Host or Origin not allowed
     NOT_FOUND = "NOT_FOUND"  # 404
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"  # 405
+    REQUEST_TIMEOUT = "REQUEST_TIMEOUT"  # 408: the body did not arrive in time
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"  # 413
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"  # 415
     SHUTTING_DOWN = "SHUTTING_DOWN"  # 503: the server is stopping
 
 
 class ApiError(Exception):
-    """An error answer: HTTP status, error code, a detail for the user, extra headers."""
+    """An error answer: HTTP status, error code, a detail for the user, extra headers;
+    with `close`, the connection is closed after it (the request was not read to its end)."""
 
     def __init__(self, status: int, code: ErrorCode, detail: str,
-                 headers: Mapping[str, str] | None = None):
+                 headers: Mapping[str, str] | None = None, *, close: bool = False):
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
         self.headers = dict(headers or {})
+        self.close = close
 
 
 def invalid_request(detail: str) -> ApiError:
@@ -64,9 +68,15 @@ def timestamp() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def error_body(error: ApiError) -> dict[str, str]:
+    return {"detail": error.detail, "error_code": error.code.value, "timestamp": timestamp()}
+
+
 def error_response(error: ApiError) -> web.Response:
-    body = {"detail": error.detail, "error_code": error.code.value, "timestamp": timestamp()}
-    return web.json_response(body, status=error.status, headers=error.headers)
+    response = web.json_response(error_body(error), status=error.status, headers=error.headers)
+    if error.close:
+        response.force_close()
+    return response
 
 
 def from_http_exception(exc: web.HTTPException, max_body_bytes: int) -> ApiError:
@@ -89,3 +99,8 @@ def from_http_exception(exc: web.HTTPException, max_body_bytes: int) -> ApiError
     if 400 <= status < 500:
         return invalid_request(exc.reason or "the request was not understood")
     return internal_error()
+
+
+class BindRefusedError(ValueError):
+    """The server refuses to start with these settings: a non-loopback host without
+    HELIOS_ALLOW_REMOTE or without an API key, or an API key that cannot be used."""

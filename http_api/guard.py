@@ -72,6 +72,6 @@ def cors_headers(origin: str) -> dict[str, str]:
 # The answer to a CORS preflight from an editor webview.
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST",
-    "Access-Control-Allow-Headers": "Content-Type, X-Helios-Client",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Helios-Client",
     "Access-Control-Max-Age": "600",
 }

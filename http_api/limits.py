@@ -1,6 +1,12 @@
-"""The documented limits: a token bucket per client, and a cap on completions in flight.
+"""The documented request rate limits: token buckets per client, under a cap per address.
 
-Both refuse at once (the caller answers 429 with Retry-After); nothing here ever queues.
+A client names itself with `X-Helios-Client`, and anyone can name themselves anything: a
+client that made up a new id per request would get a fresh bucket each time. So every
+request also spends a token of its address's bucket, which holds ADDRESS_MULTIPLE times a
+client's budget: a declared id can narrow a client's share, never widen the address's.
+(Completions in flight are bounded by the engine itself, for every caller.)
+
+Refusals are immediate (the caller answers 429 with Retry-After); nothing here queues.
 The clock is injectable so the arithmetic can be tested without waiting.
 """
 
@@ -9,6 +15,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+# An address may spend this many clients' budgets (rate and burst) together.
+ADDRESS_MULTIPLE = 4
 
 
 @dataclass
@@ -35,16 +44,27 @@ class RateLimiter:
     def _level(self, bucket: _Bucket, now: float) -> float:
         return min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
 
+    def wait(self, client: str) -> float:
+        """Seconds until `client` has a token (0: it has one now). Spends nothing."""
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            return 0.0
+        level = self._level(bucket, self._clock())
+        if level < 1.0 - 1e-9:  # (a token refilled exactly on time is not lost to rounding)
+            return (1.0 - level) / self.rate
+        return 0.0
+
     def take(self, client: str) -> float:
         """Spend one token. Returns 0 when admitted, else the seconds until a token is due."""
+        wait = self.wait(client)
+        if wait > 0:
+            return wait
         now = self._clock()
         if len(self._buckets) >= self._PRUNE_AT:
             self._buckets = {key: b for key, b in self._buckets.items()
                              if self._level(b, now) < self.burst}
         bucket = self._buckets.get(client)
         level = self.burst if bucket is None else self._level(bucket, now)
-        if level < 1.0 - 1e-9:  # (a token refilled exactly on time is not lost to rounding)
-            return (1.0 - level) / self.rate
         self._buckets[client] = _Bucket(max(0.0, level - 1.0), now)
         return 0.0
 
@@ -52,19 +72,25 @@ class RateLimiter:
         return len(self._buckets)
 
 
-class InFlightLimit:
-    """At most `limit` completions queued or running, server-wide."""
+class ClientLimits:
+    """A request spends one token of its client's bucket and one of its address's.
 
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.count = 0
+    The client bucket is keyed by address and id together, so nobody can spend another
+    address's client's budget by borrowing its id; a request without an id is the
+    address's anonymous client. Both buckets must have a token, or neither is spent."""
 
-    def acquire(self) -> bool:
-        """Take a slot; False (and nothing taken) when all are in use."""
-        if self.count >= self.limit:
-            return False
-        self.count += 1
-        return True
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
+        self.clients = RateLimiter(rate, burst, clock)
+        self.addresses = RateLimiter(rate * ADDRESS_MULTIPLE, burst * ADDRESS_MULTIPLE, clock)
 
-    def release(self) -> None:
-        self.count -= 1
+    def take(self, address: str, client: str | None) -> tuple[float, str]:
+        """(0, "") when admitted; else (seconds until admitted, "client" or "address")."""
+        client_key = f"{address} {'id:' + client if client is not None else 'anonymous'}"
+        client_wait = self.clients.wait(client_key)
+        address_wait = self.addresses.wait(address)
+        if client_wait > 0 or address_wait > 0:
+            return ((client_wait, "client") if client_wait >= address_wait
+                    else (address_wait, "address"))
+        self.clients.take(client_key)
+        self.addresses.take(address)
+        return 0.0, ""

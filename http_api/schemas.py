@@ -21,7 +21,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from helios_lsp.settings import Settings
+from helios_lsp.settings import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MAX_TOKENS_LIMIT,
+    DEFAULT_TEMPERATURE,
+    TEMPERATURE_RANGE,
+    Settings,
+    max_tokens_range,
+)
 from http_api.errors import ErrorCode
 
 # LSP positions are unsigned 32-bit integers.
@@ -50,7 +57,16 @@ def _text(max_length: int | None = None) -> Any:
 Text = _text()
 LanguageId = _text(MAX_LANGUAGE_CHARS)
 Filename = _text(MAX_FILENAME_CHARS)
-Temperature = Annotated[StrictFloat, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+# The bounds are settings.py's (shared with the settings and the LSP); strictness is ours.
+Temperature = Annotated[StrictFloat, TEMPERATURE_RANGE, Field(allow_inf_nan=False)]
+
+
+def _max_tokens(limit: int) -> Any:
+    return Annotated[StrictInt, max_tokens_range(limit),
+                     Field(description="Maximum tokens to generate")]
+
+
+MaxTokens = _max_tokens(DEFAULT_MAX_TOKENS_LIMIT)  # per server: completion_request_model
 
 
 class _Strict(BaseModel):
@@ -71,9 +87,9 @@ class CompletionRequest(_Strict):
     language: Annotated[LanguageId, Field(description="Programming language identifier")]
     position: Annotated[Position, Field(description="Cursor position, 0-based")]
     filename: Annotated[Filename, Field(description="Name of the file being edited")]
-    max_tokens: Annotated[StrictInt, Field(ge=1, le=1024,
-                                           description="Maximum tokens to generate")] = 100
-    temperature: Annotated[Temperature, Field(description="Generation temperature 0-1")] = 0.1
+    max_tokens: MaxTokens = DEFAULT_MAX_TOKENS
+    temperature: Annotated[Temperature, Field(
+        description="Generation temperature 0-1")] = DEFAULT_TEMPERATURE
     suffix: Annotated[Text, Field(
         description="The code after the cursor (optional; enables fill-in-the-middle)")] = ""
 
@@ -87,9 +103,7 @@ def completion_request_model(settings: Settings) -> type[CompletionRequest]:
         "CompletionRequest",
         __base__=CompletionRequest,
         __doc__=CompletionRequest.__doc__,
-        max_tokens=(Annotated[StrictInt, Field(ge=1, le=settings.max_tokens_limit,
-                                               description="Maximum tokens to generate")],
-                    settings.max_tokens),
+        max_tokens=(_max_tokens(settings.max_tokens_limit), settings.max_tokens),
         temperature=(Annotated[Temperature, Field(description="Generation temperature 0-1")],
                      settings.temperature),
     )
@@ -109,6 +123,8 @@ class HealthResponse(BaseModel):
     model_loaded: bool
     server_version: str
     uptime: float = Field(description="Server uptime in seconds")
+    detail: str | None = Field(
+        None, description="Why the model is not ready (no paths); absent when healthy")
 
 
 class StatusConfig(BaseModel):
@@ -126,6 +142,16 @@ class StatusLimits(BaseModel):
     max_body_bytes: int
 
 
+class StatusConnections(BaseModel):
+    open: int = Field(description="HTTP connections open now")
+    max: int = Field(description="At most this many (HELIOS_MAX_CONNECTIONS)")
+    refused: int = Field(description="New connections refused at the cap, since start")
+    evicted: int = Field(description="Waiting connections closed to make room, since start")
+    idle_closed: int = Field(description="Closed after HELIOS_KEEPALIVE_TIMEOUT idle")
+    slow_closed: int = Field(description="Closed: headers not sent within "
+                                         "HELIOS_REQUEST_TIMEOUT")
+
+
 class StatusResponse(BaseModel):
     server_status: Literal["running", "stopping"]
     model_loaded: bool
@@ -135,10 +161,13 @@ class StatusResponse(BaseModel):
     # Beyond the document:
     model_status: str = Field(description="not_loaded, loading, ready, failed or closed")
     load_error: str | None = Field(description="Why the last load failed, if it did")
-    in_flight: int = Field(description="Completion requests queued or running now")
+    in_flight: int = Field(description="Completions queued or running now, from every "
+                                       "client (HTTP and the language server)")
     limits: StatusLimits
     engine: dict[str, Any] = Field(description="Engine counters (requests, cancellations, "
                                                "prompt tokens evaluated vs reused, ...)")
+    connections: StatusConnections
+    auth_required: bool = Field(description="Whether requests need the API key")
 
 
 class RestartResponse(BaseModel):

@@ -12,13 +12,16 @@ import time
 
 from helios_lsp.engine import Engine, ModelError
 from helios_lsp.settings import Settings
-from http_api.server import BindRefusedError, start_http
+from http_api.logs import install_repeat_filter
+from http_api.server import BindRefusedError, raise_nofile_limit, start_http
 
 log = logging.getLogger("helios.serve")
 
 
 def serve(settings: Settings) -> int:
     """Run until SIGINT or SIGTERM; the exit code for the CLI."""
+    raise_nofile_limit()
+    install_repeat_filter()
     return asyncio.run(_serve(settings))
 
 
@@ -95,8 +98,12 @@ async def _load(engine: Engine, url: str) -> None:
     try:
         await engine.load()
     except ModelError:
-        log.error("no model loaded: /complete answers 503 until POST /restart loads one "
-                  "(fix HELIOS_MODEL first)")
+        if engine.retrying:
+            log.error("no model yet: /complete answers 503 until the engine server answers "
+                      "(Helios retries by itself)")
+        else:
+            log.error("no model loaded: /complete answers 503 until POST /restart loads one "
+                      "(fix %s first)", engine.settings_to_fix)
     finally:
         if progress is not None:
             progress.cancel()

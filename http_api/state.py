@@ -12,8 +12,10 @@ from aiohttp import web
 
 from helios_lsp.engine import Engine
 from helios_lsp.settings import Settings
+from http_api.auth import load_api_key
+from http_api.connections import ConnectionGuard, connection_cap
 from http_api.errors import invalid_request
-from http_api.limits import InFlightLimit, RateLimiter
+from http_api.limits import ClientLimits
 from http_api.schemas import CompletionRequest, completion_request_model
 
 CLIENT_HEADER = "X-Helios-Client"
@@ -26,18 +28,22 @@ class Runtime:
     settings: Settings
     started: float = field(default_factory=time.monotonic)
     port: int = 0  # the bound port (settings.port may be 0)
-    draining: bool = False  # stopping: new requests get 503, running ones finish
-    active: int = 0  # admitted requests still being handled
+    draining: bool = False  # stopping: new requests get 503, running completions finish
+    # Completions this API has handed to the engine and not yet answered: what a stop
+    # drains. (A request still sending its body does not count: it is not worth waiting for.)
+    active: int = 0
     restart: asyncio.Task[None] | None = None  # the reload POST /restart started
-    rate: RateLimiter = field(init=False)
-    in_flight: InFlightLimit = field(init=False)
+    api_key: str | None = field(init=False, repr=False)  # a secret: never in repr or logs
+    limits: ClientLimits = field(init=False)
+    connections: ConnectionGuard = field(init=False)
     request_model: type[CompletionRequest] = field(init=False)
     _idle: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.port = self.port or self.settings.port
-        self.rate = RateLimiter(self.settings.rate_limit, self.settings.rate_burst)
-        self.in_flight = InFlightLimit(self.settings.max_in_flight)
+        self.api_key = load_api_key(self.settings)  # raises BindRefusedError if unusable
+        self.limits = ClientLimits(self.settings.rate_limit, self.settings.rate_burst)
+        self.connections = ConnectionGuard(self.settings, connection_cap(self.settings))
         self.request_model = completion_request_model(self.settings)
         self._idle.set()
 
@@ -76,7 +82,6 @@ def client_id(request: web.Request) -> str | None:
     return value
 
 
-def client_key(request: web.Request) -> str:
-    """Whose rate bucket a request spends: the client id when sent, else the address."""
-    client = client_id(request)
-    return f"id:{client}" if client is not None else f"addr:{request.remote}"
+def client_address(request: web.Request) -> str:
+    """The peer's address, whose budget every request spends whatever id it declares."""
+    return request.remote or "unknown"

@@ -114,6 +114,32 @@ def test_engine_counters_move(embedded_server: Server):
     assert after["prompt_tokens_reused"] > before["prompt_tokens_reused"]
 
 
+def test_crlf_code_is_completed_like_lf_code(embedded_server: Server):
+    """CR LF reaches the engine over HTTP: it must see the same text as for LF (it did not:
+    the prompt had the CRs, and type-ahead never matched a Windows client's text)."""
+    tag = uuid.uuid4().hex
+    lf_code = f"# {tag}\ndef add(a, b):\n    \"\"\"Add two numbers.\"\"\"\n    return "
+    crlf_code = lf_code.replace("\n", "\r\n")
+    suffix = "\n\nprint(add(1, 2))\n"
+
+    def ask(code: str, filename: str, suffix: str) -> str:
+        body = completion(code, filename=filename, suffix=suffix, temperature=0, max_tokens=16)
+        body["position"] = completion(lf_code)["position"]  # the same cursor either way
+        # One client throughout: type-ahead is per (client, document).
+        reply = embedded_server.post("/complete", body, client=f"crlf-test-{tag}")
+        assert reply.status == 200, reply
+        return reply.json()["suggestion"]
+
+    lf = ask(lf_code, f"lf-{tag}.py", suffix)
+    assert lf.strip(), "the embedded model suggested nothing"
+    # Another document (no type-ahead): the model runs on the CR LF text.
+    assert ask(crlf_code, f"crlf-{tag}.py", suffix.replace("\n", "\r\n")) == lf
+    # The LF document again, now in CR LF: the same text, so type-ahead answers it.
+    before = embedded_server.stats()["typeahead_hits"]
+    assert ask(crlf_code, f"lf-{tag}.py", suffix.replace("\n", "\r\n")) == lf
+    assert embedded_server.stats()["typeahead_hits"] == before + 1
+
+
 def test_optional_fields_and_suffix(embedded_server: Server):
     code = f"# {uuid.uuid4().hex}\ndef is_even(n):\n    return "
     # temperature 0 written as an integer is a valid number

@@ -173,7 +173,8 @@ def test_health_says_loading_while_the_model_loads(tmp_path: Path):
         first = wait_for(health, "the first /health answer", STARTUP_SECONDS, interval=0.02)
         assert first.status == 503
         assert first.json() == {"status": "loading", "model_loaded": False,
-                                "server_version": "0.1.0", "uptime": first.json()["uptime"]}
+                                "server_version": "0.1.0", "uptime": first.json()["uptime"],
+                                "detail": "the model is loading"}
         assert server.stdout_lines == []  # "listening" is printed when ready
         wait_for(lambda: (r := health()) is not None and r.status == 200, "healthy",
                  STARTUP_SECONDS, interval=0.1)
@@ -234,8 +235,9 @@ def test_binding_beyond_loopback_needs_allow_remote(tmp_path: Path):
 
 
 def test_allow_remote_binds_with_a_warning(tmp_path: Path, tiny_model: Path):
+    # Beyond loopback an API key is required too (tests/http/test_auth.py).
     server = launch(tmp_path, args=["--host", "0.0.0.0", "--allow-remote"],
-                    model=str(tiny_model))
+                    model=str(tiny_model), api_key="k" * 32)
     try:
         wait_for(lambda: server.stdout_lines, "the listening line", STARTUP_SECONDS)
         assert server.stdout_lines == [f"Helios listening on http://0.0.0.0:{server.port}\n"]

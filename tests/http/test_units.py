@@ -21,7 +21,7 @@ from http_api import BindRefusedError, create_app, start_http
 from http_api.body import parse_json
 from http_api.errors import ApiError, timestamp
 from http_api.guard import host_allowed, is_loopback, origin_allowed, split_host
-from http_api.limits import InFlightLimit, RateLimiter
+from http_api.limits import RateLimiter
 from http_api.schemas import CompletionRequest
 from tests.conftest import free_port
 
@@ -82,15 +82,6 @@ def test_full_buckets_are_forgotten_so_made_up_ids_cannot_grow_memory():
         limiter.take(f"id-{i}")
         clock.now += 0.01  # each bucket is full again 0.1 s after its one request
     assert len(limiter) <= RateLimiter._PRUNE_AT
-
-
-def test_in_flight_limit():
-    limit = InFlightLimit(5)
-    assert all(limit.acquire() for _ in range(5))
-    assert not limit.acquire()
-    assert limit.count == 5
-    limit.release()
-    assert limit.acquire()
 
 
 # --- guard ----------------------------------------------------------------------------------
@@ -180,7 +171,8 @@ async def test_openapi_is_generated_from_the_validating_models(client: TestClien
     assert resp.status == 200
     doc = await resp.json()
     assert doc["openapi"].startswith("3.")
-    assert set(doc["paths"]) == {"/complete", "/health", "/status", "/restart", "/openapi.json"}
+    assert set(doc["paths"]) == {"/complete", "/prefetch", "/health", "/status", "/restart",
+                                 "/openapi.json"}
     schemas = doc["components"]["schemas"]
     request = schemas["CompletionRequest"]
     assert set(request["properties"]) == set(CompletionRequest.model_fields)
@@ -219,6 +211,10 @@ async def test_health_and_status_before_any_load(client: TestClient[Any, Any]):
     assert resp.status == 503
     body = await resp.json()
     assert body["status"] == "loading" and body["model_loaded"] is False
+    assert body["detail"] == "the model is not loaded yet"  # the engine's words (types.py)
+    refused = await client.post("/complete", json={**FIB_REQUEST, "max_tokens": 10})
+    assert (await refused.json())["detail"] == (
+        "the model is not loaded yet; try again in a few seconds")
     status = await (await client.get("/status")).json()
     assert status["model_status"] == "not_loaded"
     assert status["model_name"] is None
@@ -321,7 +317,8 @@ async def test_non_loopback_bind_needs_allow_remote(host: str):
 
 
 async def test_allow_remote_binds_and_warns(caplog):
-    settings = Settings(host="0.0.0.0", port=free_port(), allow_remote=True)
+    settings = Settings(host="0.0.0.0", port=free_port(), allow_remote=True,
+                        api_key="k" * 32)  # beyond loopback, a key is required (test_auth.py)
     with caplog.at_level(logging.WARNING):
         server = await start_http(Engine(settings), settings)
     try:

@@ -36,6 +36,7 @@ export type ErrorKind =
   | 'backoff' // not sent: still inside a Retry-After window
   | 'rate_limited' // 429
   | 'loading' // 503: the model is not loaded (yet)
+  | 'unauthorized' // 401: the server wants an API key, or another one
   | 'invalid_request' // 4xx other than 429
   | 'server_error' // 5xx other than 503
   | 'bad_response'; // an answer that is not the documented JSON
@@ -64,6 +65,8 @@ export interface ClientOptions {
   completionTimeoutMs?: number;
   /** Per-request time limit for /health, /status and /restart. */
   requestTimeoutMs?: number;
+  /** Sent as `Authorization: Bearer <key>` on every request when set (never logged). */
+  apiKey?: string;
   /** The clock, for tests of back-off. */
   now?: () => number;
 }
@@ -74,6 +77,8 @@ export class HeliosClient {
   private readonly completionTimeoutMs: number;
   private readonly requestTimeoutMs: number;
   private readonly now: () => number;
+  // Private so that no log line or error message built from the client can show it.
+  readonly #apiKey: string | undefined;
   private backoffUntil = 0;
 
   constructor(options: ClientOptions) {
@@ -82,6 +87,12 @@ export class HeliosClient {
     this.completionTimeoutMs = options.completionTimeoutMs ?? 15_000;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 3_000;
     this.now = options.now ?? Date.now;
+    this.#apiKey = options.apiKey?.trim() || undefined;
+  }
+
+  /** Whether requests carry an API key (the key itself is not readable). */
+  get hasApiKey(): boolean {
+    return this.#apiKey !== undefined;
   }
 
   /** Milliseconds left before completions may be requested again (0 when none). */
@@ -182,6 +193,9 @@ export class HeliosClient {
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
     }
+    if (this.#apiKey !== undefined) {
+      headers.Authorization = `Bearer ${this.#apiKey}`;
+    }
     try {
       const response = await fetch(this.baseUrl + path, {
         method,
@@ -255,6 +269,9 @@ function errorFrom(response: Answer, now = Date.now()): HeliosError {
   }
   if (status === 503) {
     return new HeliosError('loading', detail, details);
+  }
+  if (status === 401) {
+    return new HeliosError('unauthorized', detail, details);
   }
   if (status >= 400 && status < 500) {
     return new HeliosError('invalid_request', detail, details);

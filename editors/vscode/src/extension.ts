@@ -18,14 +18,19 @@ export const COMMANDS = {
   toggleCompletions: 'helios.toggleCompletions',
   startServer: 'helios.startServer',
   showLog: 'helios.showLog',
+  setApiKey: 'helios.setApiKey',
 } as const;
+
+/** The SecretStorage key of the API key sent as `Authorization: Bearer`. */
+export const API_KEY_SECRET = 'helios.apiKey';
 
 const CLIENT_ID_KEY = 'helios.clientId';
 const NOT_RUNNING = 'Helios server not running';
 const START_ACTION = 'Start Server';
 const LOG_ACTION = 'Show Log';
 const SETTINGS_ACTION = 'Settings';
-type Action = typeof START_ACTION | typeof LOG_ACTION | typeof SETTINGS_ACTION;
+const SET_KEY_ACTION = 'Set API Key';
+type Action = typeof START_ACTION | typeof LOG_ACTION | typeof SETTINGS_ACTION | typeof SET_KEY_ACTION;
 /** How long a started server may take to load its model before we give up waiting. */
 const START_TIMEOUT_MS = 120_000;
 
@@ -72,6 +77,8 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
   private tickTimer: NodeJS.Timeout | undefined;
   private notifiedNotRunning = false;
   private autoStartTried = false;
+  private notifiedUnauthorized = false;
+  private apiKey: string | undefined;
   private disposed = false;
 
   constructor(private readonly context: vscode.ExtensionContext) {
@@ -121,11 +128,17 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
       vscode.commands.registerCommand(COMMANDS.toggleCompletions, () => this.toggleCompletions()),
       vscode.commands.registerCommand(COMMANDS.startServer, () => this.startServer(true)),
       vscode.commands.registerCommand(COMMANDS.showLog, () => this.log.show(true)),
+      vscode.commands.registerCommand(COMMANDS.setApiKey, () => this.setApiKey()),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration('helios')) this.onConfigChanged();
       }),
+      // Another window of this VS Code may set or remove the key.
+      this.context.secrets.onDidChange((e) => {
+        if (e.key === API_KEY_SECRET) void this.loadApiKey();
+      }),
     );
-    void this.refresh(); // unreachable -> auto-start (see dispatch)
+    // The key first, so that the first request already carries it.
+    void this.loadApiKey().then(() => this.refresh()); // unreachable -> auto-start (see dispatch)
   }
 
   // ---- completions -------------------------------------------------------------------
@@ -179,6 +192,13 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
     if (!(err instanceof HeliosError)) {
       this.logLine(`completion failed: ${String(err)}`);
       return;
+    }
+    if (err.kind === 'unauthorized' && !this.notifiedUnauthorized) {
+      this.notifiedUnauthorized = true;
+      const message = this.apiKey
+        ? 'Helios: the server refused the API key.'
+        : 'Helios: the server wants an API key.';
+      this.warn(message, SET_KEY_ACTION);
     }
     if (err.kind !== 'aborted' && err.kind !== 'backoff') {
       this.logLine(`completion: ${err.kind}${err.details.errorCode ? ` ${err.details.errorCode}` : ''}: ${err.message}`);
@@ -274,6 +294,7 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
       if (choice === START_ACTION) void this.startServer(true);
       else if (choice === LOG_ACTION) this.log.show(true);
       else if (choice === SETTINGS_ACTION) void vscode.commands.executeCommand('workbench.action.openSettings', 'helios');
+      else if (choice === SET_KEY_ACTION) void this.setApiKey();
     });
   }
 
@@ -423,6 +444,7 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
         run: () => this.toggleCompletions(),
       },
       { label: '$(output) Show Log', run: () => this.log.show(true) },
+      { label: '$(key) Set API Key', description: this.apiKey ? 'a key is set' : 'none set', run: () => this.setApiKey() },
       { label: '$(gear) Settings', run: () => vscode.commands.executeCommand('workbench.action.openSettings', 'helios') },
     );
     const choice = await vscode.window.showQuickPick(items, { title: 'Helios', placeHolder: view.tooltip.split('\n')[0] });
@@ -435,11 +457,57 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
     this.onConfigChanged();
   }
 
+  /**
+   * Asks for the key (password input) and keeps it in SecretStorage; an empty answer
+   * removes it, Escape changes nothing. The key is never logged.
+   */
+  private async setApiKey(): Promise<void> {
+    const key = await vscode.window.showInputBox({
+      title: 'Helios: API Key',
+      prompt: 'The key the Helios server expects (HELIOS_API_KEY). Leave empty to remove the stored key.',
+      placeHolder: this.apiKey ? 'a key is stored; type a new one, or leave empty to remove it' : 'no key stored',
+      password: true,
+      ignoreFocusOut: true,
+      validateInput: validateApiKey,
+    });
+    if (key === undefined) return; // cancelled
+    const trimmed = key.trim();
+    if (validateApiKey(trimmed)) return; // the box already said why (a stand-in may not)
+    if (trimmed === '') {
+      await this.context.secrets.delete(API_KEY_SECRET);
+    } else {
+      await this.context.secrets.store(API_KEY_SECRET, trimmed);
+    }
+    await this.loadApiKey();
+    void vscode.window.showInformationMessage(trimmed === '' ? 'Helios: API key removed.' : 'Helios: API key saved.');
+    void this.refresh();
+  }
+
+  /** Reads the key from SecretStorage and makes a client that sends it. */
+  private async loadApiKey(): Promise<void> {
+    let key: string | undefined;
+    try {
+      key = (await this.context.secrets.get(API_KEY_SECRET))?.trim() || undefined;
+    } catch (err) {
+      // No keyring (e.g. some Linux sessions): go on without a key, and say why.
+      this.logLine(`cannot read the API key from the secret storage: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (this.disposed || key === this.apiKey) return;
+    this.apiKey = key;
+    this.notifiedUnauthorized = false;
+    this.client = this.makeClient();
+    this.logLine(key ? 'an API key is set: requests carry Authorization: Bearer' : 'no API key set');
+  }
+
   // ---- plumbing ----------------------------------------------------------------------
 
   private onConfigChanged(): void {
     const before = this.config;
     this.config = readConfig(vscode.workspace.getConfiguration('helios'));
+    const changed = (Object.keys(before) as Array<keyof HeliosConfig>).filter(
+      (key) => JSON.stringify(before[key]) !== JSON.stringify(this.config[key]),
+    );
+    if (changed.length > 0) this.logLine(`settings changed: ${changed.join(', ')}`);
     if (before.timeoutMs !== this.config.timeoutMs) {
       this.client = this.makeClient();
     }
@@ -466,6 +534,7 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
       baseUrl: this.config.serverUrl,
       clientId: this.clientId,
       completionTimeoutMs: this.config.timeoutMs,
+      apiKey: this.apiKey,
     });
   }
 
@@ -497,6 +566,15 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
     if (this.server?.running) void this.server.stop();
     for (const d of this.disposables.splice(0)) d.dispose();
   }
+}
+
+/** An HTTP header value can carry only visible ASCII; say so before the key is stored. */
+export function validateApiKey(value: string): string | undefined {
+  const key = value.trim();
+  if (key !== '' && !/^[\x21-\x7e]+$/.test(key)) {
+    return 'An API key is visible ASCII characters without spaces.';
+  }
+  return undefined;
 }
 
 function formatDuration(seconds: number): string {

@@ -89,7 +89,7 @@ export class ServerProcess {
     const child = spawn(this.launch.command, this.launch.args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       windowsHide: true,
-      env: { ...process.env, PYTHONUNBUFFERED: '1' },
+      env: serverEnv(process.env),
     });
     this.child = child;
     const onLine = (line: string) => {
@@ -129,6 +129,19 @@ export class ServerProcess {
     }
     return this.exitInfo;
   }
+}
+
+/**
+ * The started server's environment: this one without HELIOS_API_KEY* (a key set for some
+ * other server must not make this loopback one demand a key the extension may not have).
+ */
+export function serverEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { PYTHONUNBUFFERED: '1' };
+  for (const [key, value] of Object.entries(env)) {
+    if (!/^HELIOS_API_KEY/i.test(key)) out[key] = value;
+  }
+  out.PYTHONUNBUFFERED = '1';
+  return out;
 }
 
 export function describeExit(info: ExitInfo): string {

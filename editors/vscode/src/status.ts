@@ -95,6 +95,13 @@ function reduceFailure(
       };
     case 'bad_response':
       return { kind: 'error', model: state.model, version: state.version, message: event.message };
+    case 'unauthorized':
+      return {
+        kind: 'error',
+        model: state.model,
+        version: state.version,
+        message: 'The server refused the API key (Helios: Set API Key).',
+      };
     case 'timeout':
       // Slow, not down: /health decides, unless nothing was ever heard from the server.
       if (state.kind === 'unknown') {

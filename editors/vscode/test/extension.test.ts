@@ -26,6 +26,7 @@ describe('activation (stand-in vscode, no server)', () => {
     activate({ serverUrl: await closedUrl(), autoStart: false });
     assert.deepEqual([...stub.commands.keys()].sort(), [
       'helios.restartServer',
+      'helios.setApiKey',
       'helios.showLog',
       'helios.showStatus',
       'helios.startServer',
@@ -52,6 +53,21 @@ describe('activation (stand-in vscode, no server)', () => {
     for (const language of manifest.contributes.configuration.properties['helios.enabledLanguages'].default) {
       assert.ok(activation.includes(`onLanguage:${language}`), language);
     }
+  });
+
+  test('the manifest binds Alt+\\ to Trigger Inline Suggestion (VS Code binds no key to it)', () => {
+    const manifest = require('../../package.json');
+    const bindings = manifest.contributes.keybindings as Array<Record<string, string>>;
+    const trigger = bindings.filter((b) => b.command === 'editor.action.inlineSuggest.trigger');
+    assert.equal(trigger.length, 1);
+    assert.equal(trigger[0].key, 'alt+\\');
+    assert.equal(trigger[0].when, 'editorTextFocus && !editorReadonly');
+  });
+
+  test('the manifest claims no repository it does not have', () => {
+    const manifest = require('../../package.json');
+    assert.equal(manifest.repository, undefined);
+    assert.doesNotMatch(JSON.stringify(manifest), /example\.invalid/);
   });
 
   test('a refused connection: "not running" in the status bar and ONE quiet notice with a start action', async () => {

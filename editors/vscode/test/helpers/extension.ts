@@ -22,11 +22,15 @@ export { stub };
 
 const manifest = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8'));
 
-/** Activates with package.json defaults plus `settings` (keys without the `helios.` prefix). */
-export function activate(settings: Record<string, unknown>): extension.HeliosApi {
+/**
+ * Activates with package.json defaults plus `settings` (keys without the `helios.` prefix)
+ * and `secrets` already in SecretStorage.
+ */
+export function activate(settings: Record<string, unknown>, secrets: Record<string, string> = {}): extension.HeliosApi {
   stub.reset();
   stub.loadDefaults(manifest);
   for (const [key, value] of Object.entries(settings)) stub.settings.set(`helios.${key}`, value);
+  for (const [key, value] of Object.entries(secrets)) stub.secrets.set(key, value);
   const context = stub.extensionContext();
   return extension.activate(context as never);
 }

@@ -55,13 +55,14 @@ export interface RealServer {
   stop(): Promise<void>;
 }
 
-export async function startRealServer(): Promise<RealServer> {
+/** `extraEnv`: e.g. HELIOS_API_KEY for a server that wants a key. */
+export async function startRealServer(extraEnv: Record<string, string> = {}): Promise<RealServer> {
   const bin = requireHeliosBin();
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(bin, ['serve', '--host', '127.0.0.1', '--port', String(port)], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PYTHONUNBUFFERED: '1' },
+    env: { ...process.env, PYTHONUNBUFFERED: '1', ...extraEnv },
   });
   let output = '';
   child.stdout!.on('data', (d) => (output += d));

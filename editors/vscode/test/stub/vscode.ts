@@ -249,6 +249,8 @@ class OutputChannel {
 }
 
 const configChanged = new EventEmitter<{ affectsConfiguration(section: string): boolean }>();
+/** One SecretStorage for all windows, as one VS Code profile has. */
+const secretChanged = new EventEmitter<{ key: string }>();
 
 export const stub = {
   /** Settings by full key, e.g. 'helios.serverUrl'. Unset keys read as the package.json default. */
@@ -262,11 +264,16 @@ export const stub = {
   executed: [] as Array<{ command: string; args: unknown[] }>,
   providers: [] as Array<{ selector: unknown; provider: any }>,
   quickPicks: [] as Array<{ items: any[]; options: any }>,
+  inputBoxes: [] as any[],
+  /** The extension's SecretStorage, shared by every context made here (as one VS Code profile's is). */
+  secrets: new Map<string, string>(),
   workspaceFolder: '/work/project',
   /** Picks the answer to a notification; default: dismissed. */
   answerMessage: (_m: ShownMessage): string | undefined => undefined,
   /** Picks the answer to a quick pick; default: dismissed. */
   answerQuickPick: (_items: any[]): any => undefined,
+  /** Picks the answer to an input box; default: dismissed (Escape). */
+  answerInputBox: (_options: any): string | undefined => undefined,
 
   /** Reads contributes.configuration defaults from the extension's package.json. */
   loadDefaults(packageJson: any): void {
@@ -300,8 +307,21 @@ export const stub = {
       },
       keys: () => [...store.keys()],
     };
+    const secrets = {
+      get: async (key: string) => stub.secrets.get(key),
+      store: async (key: string, value: string) => {
+        stub.secrets.set(key, value);
+        secretChanged.fire({ key });
+      },
+      delete: async (key: string) => {
+        stub.secrets.delete(key);
+        secretChanged.fire({ key });
+      },
+      onDidChange: secretChanged.event,
+    };
     return {
       subscriptions: [] as { dispose(): unknown }[],
+      secrets,
       globalState: memento,
       workspaceState: memento,
       extensionPath: '',
@@ -318,8 +338,11 @@ export const stub = {
     this.executed.length = 0;
     this.providers.length = 0;
     this.quickPicks.length = 0;
+    this.inputBoxes.length = 0;
+    this.secrets.clear();
     this.answerMessage = () => undefined;
     this.answerQuickPick = () => undefined;
+    this.answerInputBox = () => undefined;
   },
 };
 
@@ -352,6 +375,10 @@ export const window = {
     const resolved = await items;
     stub.quickPicks.push({ items: resolved, options });
     return stub.answerQuickPick(resolved);
+  },
+  async showInputBox(options?: any): Promise<string | undefined> {
+    stub.inputBoxes.push(options ?? {});
+    return stub.answerInputBox(options ?? {});
   },
   async withProgress<R>(
     options: ProgressRecord['options'],
