@@ -85,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"helios: invalid setting: {describe_error(exc)}", file=sys.stderr)
         return 2
     setup_logging(settings.debug)
+    if args.command in ("serve", "lsp"):  # long-running: guard the process itself
+        from http_api.logs import install_repeat_filter
+        from http_api.server import raise_nofile_limit
+
+        raise_nofile_limit()  # every connection and document is an open file
+        install_repeat_filter()  # a flood of identical errors must not flood the log
 
     if args.command == "serve":
         from http_api.serve import serve

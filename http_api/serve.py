@@ -12,16 +12,14 @@ import time
 
 from helios_lsp.engine import Engine, ModelError
 from helios_lsp.settings import Settings
-from http_api.logs import install_repeat_filter
-from http_api.server import BindRefusedError, raise_nofile_limit, start_http
+from http_api.server import BindRefusedError, start_http
 
 log = logging.getLogger("helios.serve")
 
 
 def serve(settings: Settings) -> int:
-    """Run until SIGINT or SIGTERM; the exit code for the CLI."""
-    raise_nofile_limit()
-    install_repeat_filter()
+    """Run until SIGINT or SIGTERM; the exit code for the CLI (which has raised the
+    open-files limit and rate-limited the log already)."""
     return asyncio.run(_serve(settings))
 
 

@@ -404,3 +404,17 @@ async def test_completions_over_the_bound_are_answered_empty(lsp: StartLsp, isol
     assert sum(1 for r in results if not r.items) >= requests - bound
     # A refusal is routine under load: logged at debug, not as a failed completion.
     assert "too many completions in flight" not in capfd.readouterr().err
+
+
+def test_the_language_server_raises_its_open_files_limit(isolated_env, tiny_model, tmp_path):
+    """Without the HTTP sidecar too: every document and connection is an open file."""
+    from tests.http.test_hardening import nofile_limits, soft_nofile
+
+    with soft_nofile(256):
+        server = RawServer.start(env_for_model(isolated_env, tiny_model), tmp_path / "lsp.log")
+    try:
+        server.request("initialize", {"capabilities": {}, "processId": None})
+        soft, hard = nofile_limits(server.proc.pid)
+        assert soft == hard and hard > 256
+    finally:
+        server.close()
