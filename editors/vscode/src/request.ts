@@ -42,6 +42,12 @@ export interface RequestOptions {
 // it; these bounds only keep a huge file from making every keystroke a megabyte POST.
 export const DEFAULT_MAX_PREFIX_CHARS = 24_000;
 export const DEFAULT_MAX_SUFFIX_CHARS = 6_000;
+// The text before the cursor starts on a line whose number is a multiple of this, at least
+// PREFIX_LINES above the cursor (the server uses the last 256): it depends on the cursor's
+// line only, so while the user types on a line the start stays put, and so does the
+// server's prompt (its KV cache). The character bound applies only to very long lines.
+export const PREFIX_LINE_STEP = 64;
+export const PREFIX_LINES = 320;
 // Bounds the server accepts (its `max_tokens_limit` default and temperature range).
 export const MAX_TOKENS_LIMIT = 1024;
 export const DEFAULT_MAX_TOKENS = 100;
@@ -62,7 +68,8 @@ export function buildCompletionRequest(
   }
   const text = document.getText();
   const offset = document.offsetAt(position);
-  const prefix = keepTail(text.slice(0, offset), options.maxPrefixChars ?? DEFAULT_MAX_PREFIX_CHARS);
+  const prefix = keepTailFromStableLine(
+    text.slice(0, offset), position.line, options.maxPrefixChars ?? DEFAULT_MAX_PREFIX_CHARS);
   const suffix = keepHead(text.slice(offset), options.maxSuffixChars ?? DEFAULT_MAX_SUFFIX_CHARS);
   return {
     code: normalizeEol(prefix),
@@ -112,6 +119,35 @@ function baseName(path: string): string {
 
 function normalizeEol(text: string): string {
   return text.replace(/\r\n?/g, '\n');
+}
+
+/**
+ * The end of `before` (the text up to the cursor, which is on line `cursorLine`): from the
+ * line PREFIX_LINES above the cursor rounded down to a multiple of PREFIX_LINE_STEP, or a
+ * later such line when that is over `max` characters. A cut after the last `max`
+ * characters moved with every keystroke and changed the whole prompt; this one depends on
+ * the cursor's line.
+ */
+export function keepTailFromStableLine(before: string, cursorLine: number, max: number): string {
+  const wanted = Math.max(0, cursorLine - PREFIX_LINES);
+  let line = wanted - (wanted % PREFIX_LINE_STEP);
+  // Where line `line` starts: walk back from the cursor's line.
+  const starts = new Map<number, number>();
+  let end = before.length;
+  for (let l = cursorLine; l >= line; l -= 1) {
+    const newline = before.lastIndexOf('\n', end - 1);
+    starts.set(l, newline + 1);
+    if (newline < 0) {
+      line = Math.max(line, l); // fewer lines than the cursor's number says: start here
+      break;
+    }
+    end = newline;
+  }
+  while (line < cursorLine && before.length - (starts.get(line) ?? 0) > max) {
+    line += PREFIX_LINE_STEP; // very long lines: a later start, still on the grid
+  }
+  const start = starts.get(line) ?? 0;
+  return before.length - start <= max ? before.slice(start) : keepTail(before, max);
 }
 
 /** The last `max` characters of `text`, starting at a line start when one is in reach. */

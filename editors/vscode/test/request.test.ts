@@ -7,6 +7,8 @@ import {
   clampTemperature,
   keepHead,
   keepTail,
+  keepTailFromStableLine,
+  PREFIX_LINE_STEP,
 } from '../src/request';
 import { createTextDocument, Position, Uri } from './stub/vscode';
 
@@ -119,6 +121,24 @@ describe('bounds on code and suffix', () => {
     const head = keepHead(line, 51);
     assert.equal(head, emoji.repeat(25));
     for (const s of [tail, head]) assert.doesNotThrow(() => encodeURIComponent(s));
+  });
+
+  test('typing on a line never moves the start of what is sent', () => {
+    // A file far longer than the limit, the cursor on a new line at line 1500.
+    const lines = Array.from({ length: 1500 }, (_, i) => `value_${i} = compute(${i})  # step ${i}`);
+    const above = `${lines.join('\n')}\n`;
+    const starts = new Set<string>();
+    for (let k = 0; k <= 200; k++) {
+      const sent = keepTailFromStableLine(above + 'x'.repeat(k), 1500, 24_000);
+      assert.ok(sent.length <= 24_000);
+      const firstLine = sent.slice(0, sent.indexOf('\n'));
+      starts.add(firstLine);
+      assert.equal(Number(firstLine.split('_')[1].split(' ')[0]) % PREFIX_LINE_STEP, 0);
+    }
+    assert.equal(starts.size, 1, `the cut moved: ${[...starts].join(', ')}`);
+    // The old cut (the last N characters) moved with every keystroke.
+    const old = new Set(Array.from({ length: 20 }, (_, k) => keepTail(above + 'x'.repeat(k), 24_000).slice(0, 20)));
+    assert.ok(old.size > 1);
   });
 
   test('short texts pass through unchanged', () => {
