@@ -81,6 +81,9 @@ class Settings(BaseModel):
     # benchmark's replay 0.25 cut the p95 latency by a third and gave more useful answers.
     min_token_prob: float = Field(0.25, ge=0.0, le=1.0)
     seed: int = Field(0, ge=0, le=2**31 - 1)
+    # MiB of host memory for KV states of earlier prompts, restored when the user comes back
+    # to a place (engine/kv_states.py); 0 keeps only the live cache.
+    kv_cache_ram: int = Field(256, ge=0, le=1_048_576, description="MiB for saved KV states")
 
     # --- request defaults and bounds (the REST API documents these) ---
     # max_tokens (the default) must not exceed max_tokens_limit (checked below).

@@ -10,9 +10,10 @@ live cache.
 We copy sequence 0's KV cells (`llama_state_seq_get_data`), not `Llama.save_state()`: that
 one also copies llama-cpp-python's score matrix (n_batch x n_vocab floats, 100 MB for the
 embedded model) and the last logits, which we never need: the last prompt token is always
-evaluated again. Measured on the embedded model (SmolLM2-135M, f16 KV): 22.5 KiB per token
-(22 MiB per 1,000 tokens); copying out or back runs at ~1-2 GB/s, ~20 ms for a 1,500-token
-prompt that takes ~5 s to evaluate on 2 cores.
+evaluated again (measured: `save_state` copies 129 MiB for a 1,500-token prompt, 116-495 ms;
+this copies 33 MiB, 33-57 ms). On the embedded model (SmolLM2-135M, f16 KV) a state weighs
+22.5 KiB per token (22 MiB per 1,000 tokens); copying one back takes 0.2-0.8 ms per MiB
+(7-25 ms for 1,400 tokens that take 4-5 s to evaluate on 2 quiet cores).
 
 Only the engine's worker thread calls this (through LoadedModel): the llama context is not
 thread-safe, and a state is only meaningful against the cache it was copied from.
@@ -34,9 +35,9 @@ MIB = 1024 * 1024
 MIN_SAVED_TOKENS = 256
 # Save the live cache when the new prompt keeps less than this share of it.
 SAVE_WHEN_KEPT_BELOW = 0.5
-# Restoring a state costs a copy of all its tokens; evaluating a token costs ~300x more than
-# copying one back (measured: ~3 ms vs ~10 us on the embedded model, 2 cores; a 7B model is
-# similar, both scale with its size). Restore when it spares at least this many tokens and at
+# Restoring a state costs a copy of all its tokens; evaluating a token costs ~170-500x more
+# than copying one back (measured: 3-22 ms vs 5-18 us on the embedded model, 2 cores; both
+# grow with the model's size). Restore when it spares at least this many tokens and at
 # least 1/RESTORE_COST_RATIO of the state's length: a safe margin under the measured ratio.
 MIN_RESTORE_GAIN = 16
 RESTORE_COST_RATIO = 64

@@ -168,6 +168,20 @@ export class HeliosClient {
     return body;
   }
 
+  /**
+   * POST /prefetch: the server warms its cache for a place the user is about to type at.
+   * Best effort: nothing is reported, whatever the answer (an older server has no such
+   * endpoint).
+   */
+  async prefetch(request: CompletionRequest): Promise<void> {
+    if (this.backoffRemainingMs() > 0) return;
+    try {
+      await this.send('POST', '/prefetch', request, undefined, 5_000);
+    } catch {
+      // a completion at that place will report any real problem
+    }
+  }
+
   private async send(
     method: 'GET' | 'POST',
     path: string,

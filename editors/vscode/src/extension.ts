@@ -33,6 +33,9 @@ const SET_KEY_ACTION = 'Set API Key';
 type Action = typeof START_ACTION | typeof LOG_ACTION | typeof SETTINGS_ACTION | typeof SET_KEY_ACTION;
 /** How long a started server may take to load its model before we give up waiting. */
 const START_TIMEOUT_MS = 120_000;
+// A pause after the cursor lands before the cache is warmed there: passing moves (arrow
+// keys held down, scrolling with the cursor) cost nothing.
+const PREFETCH_PAUSE_MS = 300;
 
 /** What `activate` returns: for other extensions and for tests. */
 export interface HeliosApi {
@@ -69,6 +72,9 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
   private readonly statusItem: vscode.StatusBarItem;
   private readonly log: vscode.OutputChannel;
   private readonly debouncer = new Debouncer();
+  // Where the cursor last asked (or was warmed): a move elsewhere warms the server's cache.
+  private lastPlace = '';
+  private prefetchTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly disposables: vscode.Disposable[] = [];
   private server: ServerProcess | undefined;
   private starting: Promise<void> | undefined;
@@ -132,6 +138,10 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration('helios')) this.onConfigChanged();
       }),
+      // The cursor lands somewhere new (a click, a jump, another file): warm the server's
+      // cache there while the user reads, before the first keystroke.
+      vscode.window.onDidChangeTextEditorSelection((e) => this.cursorMoved(e.textEditor)),
+      vscode.window.onDidChangeActiveTextEditor((editor) => editor && this.cursorMoved(editor)),
       // Another window of this VS Code may set or remove the key.
       this.context.secrets.onDidChange((e) => {
         if (e.key === API_KEY_SECRET) void this.loadApiKey();
@@ -142,6 +152,32 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
   }
 
   // ---- completions -------------------------------------------------------------------
+
+  private cursorMoved(editor: vscode.TextEditor): void {
+    clearTimeout(this.prefetchTimer);
+    const document = editor.document;
+    const position = editor.selection.active;
+    const place = `${document.uri.toString()}#${position.line}`;
+    if (place === this.lastPlace) return; // typing on the line: the requests keep it warm
+    this.prefetchTimer = setTimeout(() => {
+      const config = this.config;
+      if (!config.enable || !config.enabledLanguages.includes(document.languageId)) return;
+      if (this.state.kind !== 'ready') return;
+      const request = this.requestAt(document, position);
+      if (!request) return;
+      this.lastPlace = place;
+      void this.client.prefetch(request);
+    }, PREFETCH_PAUSE_MS);
+  }
+
+  private requestAt(document: vscode.TextDocument, position: vscode.Position) {
+    const config = this.config;
+    return buildCompletionRequest(document, position, {
+      maxTokens: config.maxTokens,
+      temperature: config.temperature,
+      relativePath: document.uri.scheme === 'file' ? vscode.workspace.asRelativePath(document.uri, false) : undefined,
+    });
+  }
 
   async provideInlineCompletionItems(
     document: vscode.TextDocument,
@@ -161,14 +197,11 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
     if (!(await this.debouncer.wait(debounceMs, token))) {
       return undefined;
     }
-    const request = buildCompletionRequest(document, position, {
-      maxTokens: config.maxTokens,
-      temperature: config.temperature,
-      relativePath: document.uri.scheme === 'file' ? vscode.workspace.asRelativePath(document.uri, false) : undefined,
-    });
+    const request = this.requestAt(document, position);
     if (!request) {
       return undefined;
     }
+    this.lastPlace = `${document.uri.toString()}#${position.line}`;
     const abort = abortSignalFrom(token);
     const client = this.client;
     try {
@@ -561,6 +594,7 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
     this.disposed = true;
     clearTimeout(this.pollTimer);
     clearTimeout(this.tickTimer);
+    clearTimeout(this.prefetchTimer);
     this.debouncer.dispose();
     // A server we started dies with us even if deactivate is not awaited.
     if (this.server?.running) void this.server.stop();

@@ -11,7 +11,7 @@ import { buildCompletionRequest, CompletionRequest } from '../src/request';
 import { activate, deactivate, Editor, eventually, pythonDocument, stub } from './helpers/extension';
 import { FetchSpy } from './helpers/fetch-spy';
 import { freePort, heliosBin, isAlive, RealServer, requireHeliosBin, startRealServer } from './helpers/real-server';
-import { CancellationTokenSource, createTextDocument, InlineCompletionTriggerKind, Position, Uri } from './stub/vscode';
+import { CancellationTokenSource, createTextDocument, InlineCompletionTriggerKind, moveCursor, Position, Uri } from './stub/vscode';
 
 const FIB = 'def fibonacci(n):\n    if n <= 1:\n        return n\n    ';
 const FIB_DOC = `${FIB}\n\nprint(fibonacci(10))\n`;
@@ -312,7 +312,23 @@ describe('the extension against the real server', () => {
     assert.equal(spy.to('/complete').at(-1)!.status, 200);
   });
 
-  test('Show Status lists the model and the actions', async () => {
+  test('the cursor landing somewhere new warms the server there (POST /prefetch), typing does not', async () => {
+    await activateReady({ debounceMs: 10 });
+    const before = (await newClient().status()) as any;
+    spy.install();
+    const doc = pythonDocument(FIB_DOC);
+    moveCursor(doc, FIB_CURSOR);
+    await eventually(() => spy.to('/prefetch').length === 1, 'one POST /prefetch');
+    const [exchange] = spy.to('/prefetch');
+    assert.equal((exchange.body as { code: string }).code, FIB);
+    await eventually(async () => ((await newClient().status()) as any).engine.stats.prefetches > before.engine.stats.prefetches,
+      'the server counted it');
+    moveCursor(doc, new Position(3, 5)); // the same line: the user is typing
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal(spy.to('/prefetch').length, 1);
+  });
+
+    test('Show Status lists the model and the actions', async () => {
     await activateReady();
     let offered: string[] = [];
     stub.answerQuickPick = (items) => {

@@ -357,7 +357,17 @@ function show(level: Level, message: string, rest: unknown[]): Promise<string | 
   return Promise.resolve(stub.answerMessage(shown));
 }
 
+const selectionChanged = new EventEmitter<{ textEditor: unknown }>();
+const activeEditorChanged = new EventEmitter<unknown>();
+
+/** Moves the cursor as a click or a jump would: fires onDidChangeTextEditorSelection. */
+export function moveCursor(document: unknown, position: Position): void {
+  selectionChanged.fire({ textEditor: { document, selection: { active: position } } });
+}
+
 export const window = {
+  onDidChangeTextEditorSelection: selectionChanged.event,
+  onDidChangeActiveTextEditor: activeEditorChanged.event,
   createStatusBarItem(alignment: StatusBarAlignment = StatusBarAlignment.Left, priority?: number): StatusBarItem {
     const item = new StatusBarItem(alignment, priority);
     stub.statusBarItems.push(item);
