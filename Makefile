@@ -26,7 +26,9 @@ PORT ?= 8000
 serve: $(VENV)/.installed
 	$(VENV)/bin/helios serve --host $(HOST) --port $(PORT)
 
+# The engine-backend tests run Helios against a real llama-server: built first (once).
 test: $(VENV)/.installed
+	@$(MAKE) --no-print-directory llama-server
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q tests --ignore=tests/vscode_e2e
 	@if command -v npm >/dev/null 2>&1; then \
