@@ -3,6 +3,7 @@
     python -m bench                 # full run (about 10-15 minutes on 2 cores)
     python -m bench --quick         # smoke run: a handful of positions (about a minute)
     python -m bench --write-docs    # full run, then put its report into docs/benchmarks.md
+    python -m bench --only replay,jumps   # Helios vs llama.cpp's llama-server (make llama-server)
 
 Results: <out>/latest.json (everything, raw records included) and <out>/latest.md.
 Run it on a quiet machine: every contender gets the same threads, and they take turns.
@@ -23,12 +24,27 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.contenders import ROOT, Bare, HeliosEngine, HeliosHTTP, HeliosLSP, Peer, Unavailable
+from bench.contenders import (
+    ROOT,
+    Bare,
+    HeliosEngine,
+    HeliosHTTP,
+    HeliosLSP,
+    LlamaServerDirect,
+    Peer,
+    Unavailable,
+)
 from bench.context import Config, Context
 from bench.machine import load_average, machine_info
-from bench.workload import load_files, quality_cases, replay_segments, typeahead_starts
+from bench.workload import (
+    jump_plan,
+    load_files,
+    quality_cases,
+    replay_segments,
+    typeahead_starts,
+)
 
-SCENARIOS = ("startup", "replay", "paced", "typeahead", "quality")
+SCENARIOS = ("startup", "replay", "paced", "typeahead", "jumps", "quality")
 DOCS = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
@@ -45,9 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default=",".join(SCENARIOS),
                    help="comma-separated scenarios: " + ",".join(SCENARIOS))
     p.add_argument("--skip", default="", help="comma-separated contenders not to start "
-                   "(helios-http, helios-lsp, helios-engine, peer)")
+                   "(helios-http, helios-lsp, helios-engine, peer, llama-server)")
     p.add_argument("--typing-ms", type=float, default=150,
                    help="milliseconds between keystrokes in the paced typing run")
+    p.add_argument("--pause-ms", type=float, default=1000,
+                   help="the user's pause after a cursor jump, before typing (jumps)")
     p.add_argument("--write-docs", action="store_true",
                    help=f"also put the report into {DOCS.relative_to(ROOT)}")
     return p
@@ -91,20 +109,25 @@ def main(argv: list[str] | None = None) -> int:
                 results["startup"] = startup.run(ctx, prompt)
 
             long_lived = only & {"replay", "paced", "typeahead", "quality"}
-            if long_lived:
+            if long_lived or "jumps" in only:
+                # bare: also the tokenizer for the plain prompts of peer and llama-server.
                 ctx.bare = _start(ctx, "bare", lambda: Bare(model, config.threads, config.n_ctx))
-                if "helios-engine" not in skip:
-                    ctx.engine = _start(ctx, "helios-engine",
-                                        lambda: HeliosEngine(model, config.threads))
                 if "helios-http" not in skip:
                     ctx.http = _start(ctx, "helios-http",
                                       lambda: HeliosHTTP(model, config.threads, ctx.tmp))
+            if long_lived:
+                if "helios-engine" not in skip:
+                    ctx.engine = _start(ctx, "helios-engine",
+                                        lambda: HeliosEngine(model, config.threads))
                 if "helios-lsp" not in skip:
                     ctx.lsp = _start(ctx, "helios-lsp", lambda: HeliosLSP(
                         model, config.threads, ctx.tmp, config.max_tokens))
                 if "peer" not in skip:
                     ctx.peer = _start(ctx, "peer", lambda: Peer(
                         model, config.threads, config.n_ctx, ctx.tmp))
+            if only & {"replay", "jumps"} and "llama-server" not in skip:
+                ctx.llama_server = _start(ctx, "llama-server", lambda: LlamaServerDirect(
+                    model, config.threads, config.n_ctx, ctx.tmp))
 
             segments = replay_segments(files, config.segments, config.segment_chars,
                                        config.seed, config.max_prefix_chars)
@@ -137,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
                     starts = typeahead_starts(files, config.typeahead_starts, config.seed,
                                               config.max_prefix_chars)
                     results["typeahead"] = typeahead.run(ctx, starts)
+            if "jumps" in only:
+                from bench.scenarios import jumps
+
+                plan = jump_plan(files, config.jumps, config.jump_files, config.seed,
+                                 config.max_prefix_chars)
+                results["jumps"] = jumps.run(ctx, plan, args.pause_ms / 1000)
             if "quality" in only:
                 from bench.scenarios import quality
 
@@ -144,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                                       config.max_prefix_chars, config.quality_files)
                 results["quality"] = quality.run(ctx, cases)
         finally:
-            for c in (ctx.lsp, ctx.http, ctx.peer, ctx.engine, ctx.bare):
+            for c in (ctx.lsp, ctx.http, ctx.peer, ctx.llama_server, ctx.engine, ctx.bare):
                 if c is not None:
                     with contextlib.suppress(Exception):
                         c.close()

@@ -420,6 +420,65 @@ class Peer:
         self.process.stop()
 
 
+# --- llama.cpp's own server, asked directly --------------------------------------------
+
+
+class LlamaServerDirect:
+    """llama.cpp's `llama-server` (built by `make llama-server`), asked for completions with
+    the peer's plain prompt on POST /completion with `cache_prompt`: the strongest thing a
+    llama.cpp user runs today. A fresh server, one slot, the bench's threads and context;
+    its host-memory prompt cache (`--cache-ram`) left at its default.
+
+    Its answer says what it did: `timings.prompt_n` prompt tokens evaluated,
+    `timings.cache_n` reused from the KV cache."""
+
+    name = "llama-server"
+
+    def __init__(self, model: Path, threads: int, n_ctx: int, tmp: Path, timeout: float = 180):
+        from tests.llama_server import LlamaServer, LlamaServerError, find_binary, missing_reason
+
+        try:
+            binary = find_binary()
+        except FileNotFoundError as exc:
+            raise Unavailable(str(exc)) from exc
+        if binary is None:
+            raise Unavailable(missing_reason())
+        self.server = LlamaServer(model, binary=binary, threads=threads, ctx_size=n_ctx,
+                                  parallel=1, log_path=tmp / f"llama-server-{time.time_ns()}.log",
+                                  env=bench_env(tmp))
+        try:
+            self.server.start(timeout)
+        except LlamaServerError as exc:
+            raise Unavailable(str(exc)) from exc
+        self.startup_seconds = self.server.startup_seconds
+        self.binary = binary
+        self.http = _HttpClient(self.server.port)
+
+    @property
+    def pid(self) -> int | None:
+        return self.server.pid
+
+    def complete(self, prompt: str, max_tokens: int, stop: list[str] | None = None,
+                 temperature: float = 0.0) -> Answer:
+        body = {"prompt": prompt, "n_predict": max_tokens, "temperature": temperature,
+                "stop": stop or [], "cache_prompt": True}
+        status, _, payload, elapsed = self.http.request("POST", "/completion", body)
+        if status != 200 or not isinstance(payload, dict):
+            return Answer("", elapsed, error=f"HTTP {status}: {str(payload)[:200]}")
+        timings = payload.get("timings") or {}
+        server_ms = (timings.get("prompt_ms") or 0) + (timings.get("predicted_ms") or 0)
+        return Answer(str(payload.get("content", "")), elapsed,
+                      prompt_tokens=payload.get("tokens_evaluated"),
+                      evaluated=timings.get("prompt_n"), reused=timings.get("cache_n"),
+                      generated=payload.get("tokens_predicted"),
+                      stop_reason=payload.get("stop_type"), model_ran=True,
+                      server_seconds=server_ms / 1000 if timings else None)
+
+    def close(self) -> None:
+        self.http.close()
+        self.server.stop()
+
+
 # --- the bare model, in process --------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.contenders import Bare, HeliosEngine, HeliosHTTP, HeliosLSP, Peer
+from bench.contenders import Bare, HeliosEngine, HeliosHTTP, HeliosLSP, LlamaServerDirect, Peer
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,9 @@ class Config:
     typeahead_chars: int = 12  # characters of a suggestion typed, at most
     startup_reps: int = 3
     max_prefix_chars: int = 10_000
+    jumps: int = 16  # cursor jumps (within a file, to another file), after a first place
+    jump_files: int = 3  # the files the jumps move between
+    jump_chars: int = 6  # keystrokes typed at each place after the pause
 
     @classmethod
     def make(cls, quick: bool, seed: int, threads: int) -> Config:
@@ -35,7 +38,8 @@ class Config:
             return cls(quick=True, seed=seed, threads=threads, segments=1, segment_chars=6,
                        paced_segments=1, overhead_repeats=2, quality_cases=3,
                        quality_files=2, typeahead_starts=1, typeahead_chars=3,
-                       startup_reps=1, max_prefix_chars=2_500)
+                       startup_reps=1, max_prefix_chars=2_500, jumps=3, jump_files=2,
+                       jump_chars=2)
         return cls(quick=False, seed=seed, threads=threads)
 
 
@@ -49,6 +53,7 @@ class Context:
     http: HeliosHTTP | None = None
     lsp: HeliosLSP | None = None
     peer: Peer | None = None
+    llama_server: LlamaServerDirect | None = None
     unavailable: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
 
@@ -64,7 +69,7 @@ class Context:
         return {name: getattr(self, attr) is not None
                 for name, attr in (("bare", "bare"), ("helios-engine", "engine"),
                                    ("helios-http", "http"), ("helios-lsp", "lsp"),
-                                   ("peer", "peer"))}
+                                   ("peer", "peer"), ("llama-server", "llama_server"))}
 
     def resync(self) -> None:
         """Re-read Helios' counters (after requests that did not go through `complete`)."""

@@ -56,15 +56,48 @@ def summarize_replay(replay: dict[str, Any]) -> dict[str, Any]:
             "empty_share": _share([not r["text"].strip() for r in keys]),
             "useful_share": _share([bool(r.get("useful")) for r in keys]),
         }
-    peer = out.get("peer")
+    for base in ("peer", "llama-server"):
+        ref = out.get(base)
+        for name, s in out.items():
+            if ref and name != base:
+                s[f"vs_{base.replace('-', '_')}"] = {
+                    "median": ratio(s["latency"]["median"], ref["latency"]["median"]),
+                    "p95": ratio(s["latency"]["p95"], ref["latency"]["p95"]),
+                    "first_median": ratio(s["latency_first"]["median"],
+                                          ref["latency_first"]["median"]),
+                }
+    return out
+
+
+JUMP_KINDS = ("within", "file-new", "file-return")
+
+
+def summarize_jumps(jumps: dict[str, Any]) -> dict[str, Any]:
+    """Per contender: the first keystroke after each jump (the "start" place excluded: it
+    follows no jump), by kind of jump, and the keystrokes typed after it."""
+    records = jumps.get("records", [])
+    out: dict[str, Any] = {"pause": jumps.get("pause"), "places": jumps.get("places")}
+    for name in dict.fromkeys(r["contender"] for r in records):
+        rs = [r for r in records if r["contender"] == name and not r.get("error")]
+        first = [r for r in rs if r["k"] == 1 and r["jump"] != "start"]
+        out[name] = {
+            "jumps": len(first),
+            "errors": sum(1 for r in records if r["contender"] == name and r.get("error")),
+            "first_key": summary(r["latency"] for r in first),
+            "by_kind": {kind: summary(r["latency"] for r in first if r["jump"] == kind)
+                        for kind in JUMP_KINDS},
+            "start": summary(r["latency"] for r in rs if r["k"] == 1 and r["jump"] == "start"),
+            "typing": summary(r["latency"] for r in rs if r["k"] > 1),
+            "evaluated_first_key": summary(r["evaluated"] for r in first
+                                           if r.get("evaluated") is not None),
+            "useful_share": _share([bool(r.get("useful")) for r in first]),
+        }
+    ref = out.get("llama-server")
     for name, s in out.items():
-        if peer and name != "peer":
-            s["vs_peer"] = {
-                "median": ratio(s["latency"]["median"], peer["latency"]["median"]),
-                "p95": ratio(s["latency"]["p95"], peer["latency"]["p95"]),
-                "first_median": ratio(s["latency_first"]["median"],
-                                      peer["latency_first"]["median"]),
-            }
+        if isinstance(s, dict) and ref and name != "llama-server":
+            s["vs_llama_server"] = {
+                stat: ratio(s["first_key"][stat], ref["first_key"][stat])
+                for stat in ("median", "p95")}
     return out
 
 
@@ -295,6 +328,12 @@ def check_targets(s: dict[str, Any]) -> list[dict[str, Any]]:
                          "–"))
     g = helios["garbage"] if helios else None
     t.append(_target("4-garbage", "Quality: Helios garbage share", g, 0.0, "<=", _fmt_pct(g)))
+    # Against llama.cpp's own server (issue 12): N/A when it was not built.
+    vs = replay.get("helios-http", {}).get("vs_llama_server", {})
+    for stat, limit in (("median", 0.1), ("p95", 0.5)):
+        m = vs.get(stat)
+        t.append(_target(f"5-llama-server-{stat}", f"Keystroke replay helios-http: {stat} "
+                         "latency / llama-server's", m, limit, "<=", _fmt_ratio(m)))
     return t
 
 
@@ -307,6 +346,8 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         s["paced"] = summarize_paced(results["paced"])
     if "typeahead" in results:
         s["typeahead"] = summarize_typeahead(results["typeahead"])
+    if "jumps" in results:
+        s["jumps"] = summarize_jumps(results["jumps"])
     if "quality" in results:
         s["quality"] = summarize_quality(results["quality"])
     if "startup" in results:
@@ -395,10 +436,11 @@ def markdown(report: dict[str, Any]) -> str:
                   "prompt), not counted in the keystroke columns.", ""]
         rows = []
         for name, r in rp.items():
-            vs = r.get("vs_peer", {})
+            vs, vl = r.get("vs_peer", {}), r.get("vs_llama_server", {})
             rows.append([name, r["keystrokes"], _fmt_ms(r["latency"]["median"]),
                          _fmt_ms(r["latency"]["p95"]),
                          _fmt_ratio(vs.get("median")), _fmt_ratio(vs.get("p95")),
+                         _fmt_ratio(vl.get("median")), _fmt_ratio(vl.get("p95")),
                          _fmt_ms(r["latency_within_line"]["median"]),
                          _fmt_ms(r["latency_newline"]["median"]),
                          _fmt_ms(r["latency_first"]["median"]),
@@ -409,7 +451,8 @@ def markdown(report: dict[str, Any]) -> str:
                          _fmt_pct(r["model_free_share"]), _fmt_pct(r["empty_share"], 0),
                          _fmt_pct(r["useful_share"], 0)])
         lines += _table(["contender", "keystrokes", "median", "p95", "median / peer",
-                         "p95 / peer", "within line", "newline", "first (cold)",
+                         "p95 / peer", "median / llama-server", "p95 / llama-server",
+                         "within line", "newline", "first (cold)",
                          "prompt tokens", "evaluated median / p95",
                          "re-evaluated within line median / p95", "answered without model",
                          "empty answers", "useful answers"], rows)
@@ -438,6 +481,32 @@ def markdown(report: dict[str, Any]) -> str:
         lines += _table(["contender", "keystrokes", "in time", "cancelled / superseded",
                          "errors", "answered: median", "last key: median", "last key: max",
                          "busy after: median", "engine counters"], rows)
+
+    if "jumps" in s:
+        jp = s["jumps"]
+        lines += ["### Jumps: the first keystroke after the cursor moves", "",
+                  f"{jp['places']} places: a first one, then jumps within a file and between "
+                  f"files; at each, a pause of {1000 * (jp['pause'] or 0):.0f} ms (the same for "
+                  "every contender), then the line is typed. `first key`: latency of the first "
+                  "keystroke after a jump; by kind: within the file, to a file not seen yet, "
+                  "back to a file seen before (a line below where the user left it).", ""]
+        rows = []
+        for name, r in jp.items():
+            if not isinstance(r, dict):
+                continue
+            vl = r.get("vs_llama_server", {})
+            by = r["by_kind"]
+            rows.append([name, r["jumps"], _fmt_ms(r["first_key"]["median"]),
+                         _fmt_ms(r["first_key"]["p95"]), _fmt_ratio(vl.get("median")),
+                         _fmt_ratio(vl.get("p95")),
+                         *(f"{_fmt_ms(by[k]['median'])} ({by[k]['n']})" for k in JUMP_KINDS),
+                         _n(r["evaluated_first_key"]["median"]),
+                         _fmt_ms(r["typing"]["median"]), _fmt_ms(r["start"]["median"])])
+        lines += _table(["contender", "jumps", "first key: median", "first key: p95",
+                         "median / llama-server", "p95 / llama-server",
+                         "within file: median (n)", "new file: median (n)",
+                         "file seen before: median (n)", "evaluated (median)",
+                         "keys after: median", "first place (cold)"], rows)
 
     if "typeahead" in s:
         lines += ["## 3. Type-ahead", "",

@@ -213,3 +213,55 @@ def typeahead_starts(files: list[SourceFile], n: int, seed: int,
         start = f.offset(line, start_column(text))
         out.append(Segment(f, start, f.offset(line, len(text))))
     return out
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where the cursor lands after a jump: `kind` is "start" (the first place), "within"
+    (elsewhere in the same file), "file-new" (a file not visited yet) or "file-return"
+    (back to a file visited before, a line below where the user left it, as an editor
+    keeps each file's cursor). The line's code is typed anew from its indentation on."""
+
+    kind: str
+    segment: Segment
+    line: int
+
+
+MIN_JUMP_LINES = 20  # a jump within a file moves at least this far when the file allows
+
+
+def _place(kind: str, f: SourceFile, line: int) -> Place:
+    text = f.lines()[line]
+    indent = len(text) - len(text.lstrip())
+    return Place(kind, Segment(f, f.offset(line, indent), f.offset(line, len(text))), line)
+
+
+def jump_plan(files: list[SourceFile], n: int, n_files: int, seed: int,
+              max_chars: int = MAX_PREFIX_CHARS) -> list[Place]:
+    """A first place, then `n` jumps among `n_files` of the files (a seeded choice),
+    alternately within the current file and to another one."""
+    rng = random.Random(f"jumps:{seed}")
+    chosen = rng.sample(files, min(max(1, n_files), len(files)))
+    usable = {f.name: _usable_lines(f, max_chars) for f in chosen}
+    current = chosen[0]
+    plan = [_place("start", current, rng.choice(usable[current.name]))]
+    left_at = {current.name: plan[0].line}
+    for i in range(n):
+        others = [f for f in chosen if f is not current]
+        if i % 2 == 0 or not others:
+            lines = usable[current.name]
+            here = left_at[current.name]
+            far = [ln for ln in lines if abs(ln - here) >= MIN_JUMP_LINES]
+            line = rng.choice(far or [ln for ln in lines if ln != here] or lines)
+            kind = "within"
+        else:
+            current = rng.choice(others)
+            lines = usable[current.name]
+            if current.name in left_at:
+                below = [ln for ln in lines if ln > left_at[current.name]]
+                line, kind = (below[0] if below else lines[-1]), "file-return"
+            else:
+                line, kind = rng.choice(lines), "file-new"
+        plan.append(_place(kind, current, line))
+        left_at[current.name] = line
+    return plan

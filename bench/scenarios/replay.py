@@ -10,6 +10,8 @@ contenders rotates with every keystroke so machine noise hits all alike.
 - helios-engine: the engine in this process (splits Helios' overhead: engine vs HTTP);
 - peer: llama_cpp.server /v1/completions with the plain prompt (the text before the cursor),
   asked for one line (stop at newline): the naive client a Python user would write;
+- llama-server: llama.cpp's own server, POST /completion with `cache_prompt` and the same
+  plain prompt and stop as the peer (a fresh server, the same model and threads);
 - bare: right after each helios-http answer that ran the model, the same prompt tokens
   (rebuilt with the engine's own PromptBuilder and checked against the count Helios
   reports) evaluated and the same number of tokens sampled by llama-cpp-python directly.
@@ -44,7 +46,8 @@ def run(ctx: Context, segments: list[Segment],
     records: list[dict[str, Any]] = []
     pairs: list[dict[str, Any]] = []
     mirrored = ctx.http or ctx.engine
-    names = [c.name for c in (ctx.http, ctx.lsp, ctx.engine, ctx.peer) if c is not None]
+    names = [c.name for c in (ctx.http, ctx.lsp, ctx.engine, ctx.peer, ctx.llama_server)
+             if c is not None]
     for si, seg in enumerate(segments):
         fname = seg.file.basename
         uri = f"file:///bench/replay-{si}/{fname}"
@@ -62,8 +65,9 @@ def run(ctx: Context, segments: list[Segment],
             for name in names[shift:] + names[:shift]:
                 if name == "helios-lsp":
                     ans = ctx.lsp.complete(uri, prefix, typed=char)
-                elif name == "peer":
-                    ans = ctx.peer.complete(ctx.plain_prompt(prefix), cfg.max_tokens, ["\n"])
+                elif name in ("peer", "llama-server"):
+                    plain = ctx.peer if name == "peer" else ctx.llama_server
+                    ans = plain.complete(ctx.plain_prompt(prefix), cfg.max_tokens, ["\n"])
                 else:
                     contender = ctx.http if name == "helios-http" else ctx.engine
                     ans = contender.complete(prefix, seg.suffix, fname, cfg.max_tokens, 0.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,37 @@ def test_startup_and_memory(report):
         assert st[name]["runs"] == 1, st[name]
         assert _positive(st[name]["startup_seconds"]["median"])
         assert 50 < st[name]["rss_mib"]["median"] < 4096
+
+
+def test_jumps_report_the_first_keystroke_after_a_jump(report):
+    jp = report["summary"]["jumps"]
+    assert jp["places"] == 4 and jp["pause"] == 1.0  # a first place, then 3 jumps
+    r = jp["helios-http"]
+    assert r["jumps"] == 3 and r["errors"] == 0
+    assert _positive(r["first_key"]["median"]) and r["first_key"]["p95"] >= r["first_key"][
+        "median"]
+    assert sum(k["n"] for k in r["by_kind"].values()) == 3
+    assert r["by_kind"]["within"]["n"] >= 1 and r["start"]["n"] == 1
+    assert r["typing"]["n"] == 4  # one more keystroke at each of the 4 places
+    assert "### Jumps" in report["_markdown"]
+
+
+def test_llama_server_is_a_contender_when_built(report):
+    from tests.llama_server import find_binary, missing_reason
+
+    if find_binary() is None:
+        assert report["meta"]["unavailable"]["llama-server"] == missing_reason()
+        warnings.warn(f"SKIPPED the llama-server contender: {missing_reason()}", stacklevel=1)
+        pytest.skip(missing_reason())
+    assert report["meta"]["available"]["llama-server"], report["meta"]["unavailable"]
+    ls = report["summary"]["replay"]["llama-server"]
+    assert ls["keystrokes"] == 6 and ls["errors"] == 0
+    assert _positive(ls["latency"]["median"]) and _positive(ls["latency_first"]["median"])
+    assert ls["evaluated"]["n"] == 6  # its answers say how much prompt it evaluated
+    assert ls["evaluated"]["median"] < ls["prompt_tokens"]["median"]  # cache_prompt reuses
+    assert report["summary"]["replay"]["helios-http"]["vs_llama_server"]["p95"] > 0
+    jl = report["summary"]["jumps"]["llama-server"]
+    assert jl["jumps"] == 3 and jl["errors"] == 0 and _positive(jl["first_key"]["median"])
+    assert report["summary"]["jumps"]["helios-http"]["vs_llama_server"]["median"] > 0
+    ids = {t["id"]: t["status"] for t in report["targets"]}
+    assert ids["5-llama-server-median"] in {"PASS", "FAIL"}
