@@ -258,6 +258,12 @@ def test_a_flood_of_1100_connections_on_a_1024_file_limit(tmp_path: Path, tiny_m
                     break
             assert len(flood) >= 600
             health = server.get("/health")
+            if health.status == 429:
+                # The flood is younger than the eviction age (1 s; a fast machine opens it
+                # all within that): a client honouring Retry-After gets in next time.
+                assert health.json()["error_code"] == "SERVER_OVERLOADED"
+                time.sleep(float(health.headers["Retry-After"]) + 0.2)
+                health = server.get("/health")
             assert health.status == 200, health
             status = server.status()["connections"]
             assert status["open"] <= Settings().max_connections
