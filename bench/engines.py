@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.contenders import ROOT, _Process, bench_env, free_port
+from bench.soak import wait_healthy
 from bench.workload import load_files
 
 
@@ -47,22 +48,6 @@ def _post(port: int, path: str, body: dict[str, Any], headers: dict[str, str] | 
     return reply.status, json.loads(data) if data else None, time.perf_counter() - started
 
 
-def _wait_health(port: int, proc: _Process, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            raise RuntimeError("server exited:\n" + proc.log_tail())
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("server not healthy:\n" + proc.log_tail())
-
-
 def _helios(tmp: Path, threads: int, **helios: str) -> tuple[_Process, int]:
     port = free_port()
     env = bench_env(tmp)
@@ -71,7 +56,7 @@ def _helios(tmp: Path, threads: int, **helios: str) -> tuple[_Process, int]:
     env.update({f"HELIOS_{k.upper()}": v for k, v in helios.items()})
     proc = _Process([sys.executable, "-m", "helios_lsp", "serve", "--port", str(port)], env,
                     tmp / f"helios-{port}.log")
-    _wait_health(port, proc)
+    wait_healthy(port, proc)
     return proc, port
 
 

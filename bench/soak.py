@@ -28,6 +28,23 @@ from bench.contenders import ROOT, _Process, bench_env, free_port
 from bench.workload import load_files
 
 
+def wait_healthy(port: int, proc: _Process, timeout: float = 180) -> None:
+    """Until GET /health answers 200; the server's log tail if it exits or never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError("the server exited:\n" + proc.log_tail())
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the server did not become healthy:\n" + proc.log_tail())
+
+
 def _proc_figures(pid: int) -> dict[str, int]:
     """Resident memory (KiB), threads and open file descriptors of `pid`."""
     out = {"rss_kib": 0, "threads": 0, "fds": 0}
@@ -109,18 +126,7 @@ def run(completions: int, clients: int, threads: int, out: Path, seed: int) -> d
     traffic = _Traffic(port, seed)
     samples: list[dict[str, Any]] = []
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/health")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or not server.alive():
-                raise RuntimeError("helios serve did not become healthy:\n" + server.log_tail())
-            time.sleep(0.2)
+        wait_healthy(port, server)
 
         done = 0
         done_lock = threading.Lock()
