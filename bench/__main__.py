@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="milliseconds between keystrokes in the paced typing run")
     p.add_argument("--pause-ms", type=float, default=1000,
                    help="the user's pause after a cursor jump, before typing (jumps)")
+    p.add_argument("--no-prefetch", action="store_true",
+                   help="jumps: Helios is not told where the cursor landed (no POST /prefetch)")
     p.add_argument("--write-docs", action="store_true",
                    help=f"also put the report into {DOCS.relative_to(ROOT)}")
     return p
@@ -165,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
 
                 plan = jump_plan(files, config.jumps, config.jump_files, config.seed,
                                  config.max_prefix_chars)
-                results["jumps"] = jumps.run(ctx, plan, args.pause_ms / 1000)
+                results["jumps"] = jumps.run(ctx, plan, args.pause_ms / 1000,
+                                             prefetch=not args.no_prefetch)
             if "quality" in only:
                 from bench.scenarios import quality
 

@@ -271,6 +271,17 @@ class HeliosHTTP:
             return {**engine["stats"], "last_job": engine.get("last_job") or {}}
         return None
 
+    def prefetch(self, prefix: str, suffix: str, filename: str, max_tokens: int,
+                 language: str = "python") -> None:
+        """POST /prefetch, as the VS Code extension does when the cursor lands somewhere."""
+        lines = prefix.split("\n")
+        body = {
+            "code": prefix, "suffix": suffix, "language": language, "filename": filename,
+            "position": {"line": len(lines) - 1, "character": len(lines[-1])},
+            "max_tokens": max_tokens, "temperature": 0.0,
+        }
+        self.http.request("POST", "/prefetch", body, {"X-Helios-Client": self.client_id})
+
     def complete(self, prefix: str, suffix: str, filename: str, max_tokens: int,
                  temperature: float = 0.0, client_id: str | None = None,
                  language: str = "python") -> Answer:

@@ -6,7 +6,8 @@ user looks at the code, 1 s by default) and then the first `jump_chars` characte
 line are typed, closed loop. The first keystroke's latency is the figure: its prompt is
 cold wherever the contender keeps no state for that place.
 
-- helios-http: POST /complete with the prefix and the rest of the file as suffix;
+- helios-http: POST /prefetch when the cursor lands (as the VS Code extension does; off with
+  `--no-prefetch`), then POST /complete with the prefix and the rest of the file as suffix;
 - llama-server: POST /completion with `cache_prompt` and the peer's plain prompt (the
   text before the cursor), asked for one line.
 """
@@ -28,7 +29,8 @@ def _record(ans: Answer, **where: Any) -> dict[str, Any]:
     return rec
 
 
-def run(ctx: Context, plan: list[Place], pause: float) -> dict[str, Any]:
+def run(ctx: Context, plan: list[Place], pause: float, prefetch: bool = True
+        ) -> dict[str, Any]:
     cfg = ctx.config
     contenders = [c for c in (ctx.http, ctx.llama_server) if c is not None]
     records: list[dict[str, Any]] = []
@@ -38,6 +40,8 @@ def run(ctx: Context, plan: list[Place], pause: float) -> dict[str, Any]:
         ctx.log(f"jumps {i + 1}/{len(plan)}: {place.kind} to {seg.file.name}:{place.line + 1}")
         shift = i % max(1, len(contenders))
         for c in contenders[shift:] + contenders[:shift]:
+            if c is ctx.http and prefetch:  # the editor says where the cursor landed
+                c.prefetch(seg.prefix_at(0), seg.suffix, seg.file.basename, cfg.max_tokens)
             time.sleep(pause)  # the same pause for everyone, before the first keystroke
             for k in range(1, keys + 1):
                 prefix = seg.prefix_at(k)
@@ -50,4 +54,4 @@ def run(ctx: Context, plan: list[Place], pause: float) -> dict[str, Any]:
                     ans, contender=c.name, place=i, jump=place.kind, file=seg.file.name,
                     line=place.line, k=k, char=seg.typed[k - 1],
                     useful=bool(ans.text.strip()) and real.startswith(ans.text)))
-    return {"records": records, "pause": pause, "places": len(plan)}
+    return {"records": records, "pause": pause, "places": len(plan), "prefetch": prefetch}
