@@ -241,8 +241,11 @@ def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
 
 @pytest.fixture(scope="module")
 def tiny_server(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[Server]:
-    """A tiny random model: instant, meaningless completions (for limits and validation)."""
-    server = start(tmp_path_factory.mktemp("tiny"), model=str(tiny_model))
+    """A tiny random model: instant, meaningless completions (for validation and the guard).
+    Its rate limit is out of the way: these tests send many requests at once, and on a fast
+    machine they would meet the per-address budget (test_limits.py has its own servers)."""
+    server = start(tmp_path_factory.mktemp("tiny"), model=str(tiny_model),
+                   rate_limit="1000", rate_burst="10000")
     yield server
     assert server.stop() == 0, server.log()
 
