@@ -4,8 +4,8 @@
     python -m bench.engines --quick         # a smoke run
 
 1. overhead: Helios with HELIOS_ENGINE=llama-server against the same llama-server asked
-   directly, on the same requests: the prompt Helios sends (its text, built by Helios's own
-   TextPromptBuilder) and the same parameters, both warm, alternating which goes first.
+   directly, on the same requests: the prompt Helios sends (built by Helios's own client for
+   llama-server) and the same parameters, both warm, alternating which goes first.
    The ratio of medians is what Helios adds above the model (HTTP hop, cleaning, streaming).
 2. concurrency: 1, 4 and 8 clients typing at once, each in its own file, closed loop:
    Helios with the local engine (one worker: requests queue) against Helios on
@@ -17,6 +17,7 @@ Results go to <out>/engines.json; the figures are quoted in docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
@@ -25,7 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -99,18 +99,27 @@ def _summary(latencies: list[float]) -> dict[str, float]:
             "p95_ms": round(p95 * 1000, 1)}
 
 
+async def _connect_once(engine: Any) -> None:
+    """Learn what the server serves (the prompt mode), then let the connection go."""
+    try:
+        await engine.connect()
+    finally:
+        await engine.close()
+
+
 def overhead(model: Path, tmp: Path, threads: int, keys: int) -> dict[str, Any]:
     from helios_lsp.engine.languages import detect
     from helios_lsp.engine.remote.llama_server import LlamaServerEngine
-    from helios_lsp.engine.text_prompt import TextPromptBuilder
     from helios_lsp.engine.types import CompletionInput
     from helios_lsp.settings import Settings
 
     llama = _llama(model, tmp, threads, 1)
     helios, port = _helios(tmp, threads, engine="llama-server", engine_url=llama.url,
                            min_token_prob="0")
-    builder = TextPromptBuilder(4096, 256, 64)
+    # Helios's own engine-server client builds the direct requests: the same prompt (and
+    # healing) Helios sends, without Helios in between.
     direct_engine = LlamaServerEngine(Settings(engine="llama-server", engine_url=llama.url))
+    asyncio.run(_connect_once(direct_engine))
     via, direct = [], []
     try:
         for client in _keystrokes(3, keys):
@@ -118,11 +127,7 @@ def overhead(model: Path, tmp: Path, threads: int, keys: int) -> dict[str, Any]:
                 inp = CompletionInput(prefix=prefix, suffix=suffix, language="python",
                                       filename=name, max_tokens=16, temperature=0.0,
                                       first_line=0)
-                prompt = builder.build(prefix, suffix, detect("python", name), name, 16,
-                                       fim=False)
-                heal = prompt.line[len(prompt.line.rstrip(" \t")):]
-                if heal:  # as Helios does (its grammar re-creates the indentation)
-                    prompt = replace(prompt, line=prompt.line[: -len(heal)])
+                prompt, heal = direct_engine.prompt_for(inp, detect("python", name), 16)
                 path, body = direct_engine.request(prompt, inp, 16, 0.0, heal)
                 body = {**body, "stream": False}
                 _post(llama.port, path, body)  # warm: both measured calls find it cached

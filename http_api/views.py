@@ -22,12 +22,12 @@ from helios_lsp.engine import (
     ModelError,
     ModelNotLoadedError,
     describe_state,
-    normalize_newlines,
 )
 from helios_lsp.logsafe import safe
 from http_api.body import read_model
 from http_api.errors import ApiError, ErrorCode, overloaded
 from http_api.schemas import (
+    CompletionRequest,
     CompletionResponse,
     Empty,
     HealthResponse,
@@ -79,10 +79,17 @@ def model_not_loaded(engine: Engine) -> ApiError:
                     _state_detail(engine) + _advice(engine))
 
 
-def first_line(code: str, cursor_line: int) -> int:
-    """The file line where `code` starts: `code` may be only the end of the text before
-    the cursor (clients bound what they send), and `position.line` says where it ends."""
-    return max(0, cursor_line - normalize_newlines(code).count("\n"))  # a lone CR too
+def completion_input(body: CompletionRequest) -> CompletionInput:
+    """What the engine is asked, for /complete and /prefetch alike. `code` may be only the
+    end of the text before the cursor (clients bound what they send): `position.line`
+    says where it ends, so where it starts is known (line breaks counted as the engine
+    will see them: CR LF once, a lone CR too)."""
+    code = body.code
+    breaks = code.count("\n") + code.count("\r") - code.count("\r\n")
+    return CompletionInput(prefix=code, suffix=body.suffix, language=body.language,
+                           filename=body.filename, max_tokens=body.max_tokens,
+                           temperature=body.temperature,
+                           first_line=max(0, body.position.line - breaks))
 
 
 async def complete(request: web.Request) -> web.Response:
@@ -95,10 +102,7 @@ async def complete(request: web.Request) -> web.Response:
     runtime.enter()  # from here on, a stop waits for this request
     try:
         out = await engine.complete(
-            CompletionInput(prefix=body.code, suffix=body.suffix, language=body.language,
-                            filename=body.filename, max_tokens=body.max_tokens,
-                            temperature=body.temperature,
-                            first_line=first_line(body.code, body.position.line)),
+            completion_input(body),
             # Supersession is per (client, document): only for clients that name themselves.
             client_id=client, document=body.filename if client is not None else None,
         )
@@ -130,11 +134,7 @@ async def prefetch(request: web.Request) -> web.Response:
     while it is idle, so the first keystroke there finds it in the cache."""
     engine, runtime = request.app[ENGINE], request.app[RUNTIME]
     body = await read_model(request, runtime.request_model, runtime.settings.request_timeout)
-    started = engine.prefetch(
-        CompletionInput(prefix=body.code, suffix=body.suffix, language=body.language,
-                        filename=body.filename, max_tokens=body.max_tokens,
-                        temperature=body.temperature,
-                        first_line=first_line(body.code, body.position.line)))
+    started = engine.prefetch(completion_input(body))
     return web.json_response({"accepted": started}, status=202)
 
 

@@ -32,12 +32,12 @@ from helios_lsp.engine.errors import (
     ModelNotLoadedError,
 )
 from helios_lsp.engine.jobs import Job, JobRunner
-from helios_lsp.engine.languages import detect
+from helios_lsp.engine.languages import Language, detect
 from helios_lsp.engine.model import LoadedModel
 from helios_lsp.engine.model_probe import ModelRefusedError, check_model_file, default_cache_dir
 from helios_lsp.engine.model_source import ResolvedModel, resolve_model
 from helios_lsp.engine.postprocess import Cleaner, analyse
-from helios_lsp.engine.prompt import PromptBuilder
+from helios_lsp.engine.prompt import Prompt, PromptBuilder
 from helios_lsp.engine.remote import Generated, make_remote
 from helios_lsp.engine.text import normalize_input
 from helios_lsp.engine.typeahead import TypeAhead
@@ -90,6 +90,11 @@ def geometric_mean(probs: list[float]) -> float:
     if not probs:
         return 0.0
     return math.exp(sum(math.log(max(p, 1e-12)) for p in probs) / len(probs))
+
+
+def confidence_of(text: str, probs: list[float]) -> float:
+    """The suggestion's confidence: the geometric mean of its tokens' probabilities."""
+    return round(min(1.0, max(0.0, geometric_mean(probs))), 4) if text else 0.0
 
 class Engine:
     def __init__(self, settings: Settings):
@@ -295,26 +300,30 @@ class Engine:
                                         seconds=time.perf_counter() - started)
         key = (client_id, document) if client_id is not None and document is not None else None
         # A newer keystroke frees its older job's place first (run() would find none left).
-        if key is not None and self._jobs.supersede(key):
+        if key is not None and self._supersede(key):
             self.stats.superseded += 1
-        if key is not None and self._remote is not None:
-            older = self._remote_latest.get(key)
-            if older is not None and not older.done():
-                self._superseded.add(older)
-                older.cancel()  # closes its connection: the server stops generating
-                self.stats.superseded += 1
         if self.in_flight >= self.settings.max_in_flight:
             raise EngineOverloadedError(self.settings.max_in_flight)
         if self._remote is not None:
             out = await self._complete_remote(inp, key)
-            self._typeahead.remember(cache_key, inp, out.text, out.confidence)
-            return out
-        out: CompletionOutput = await self._jobs.run(
-            lambda job: self._complete_in_worker(job, inp), key, on_done=self._account,
-            track=self._completions,
-        )
+        else:
+            out = await self._jobs.run(
+                lambda job: self._complete_in_worker(job, inp), key, on_done=self._account,
+                track=self._completions,
+            )
         self._typeahead.remember(cache_key, inp, out.text, out.confidence)
         return out
+
+    def _supersede(self, key: tuple[str, str]) -> bool:
+        """Cancel the job in flight for `key` as superseded; whether there was one."""
+        if self._remote is None:
+            return self._jobs.supersede(key)
+        older = self._remote_latest.get(key)
+        if older is None or older.done():
+            return False
+        self._superseded.add(older)
+        older.cancel()  # closes its connection: the server stops generating
+        return True
 
     # --- warming the cache before a request ----------------------------------------------
 
@@ -343,11 +352,18 @@ class Engine:
         model, builder = self._model, self._builder
         if model is None or builder is None:
             return 0
+        _, _, prompt = self._prompt(model, builder, inp)
+        return model.warm(prompt.tokens, job.is_cancelled)
+
+    @staticmethod
+    def _prompt(model: LoadedModel, builder: PromptBuilder,
+                inp: CompletionInput) -> tuple[Language, int, Prompt]:
+        """The language, the tokens to generate at most, and the prompt for `inp`: the same
+        for a completion and for warming the cache ahead of it."""
         lang = detect(inp.language, inp.filename)
         max_tokens = min(inp.max_tokens, max(1, model.n_ctx // 2))
-        prompt = builder.build(inp.prefix, inp.suffix, lang, inp.filename, max_tokens,
-                               first_line=inp.first_line)
-        return model.warm(prompt.tokens, job.is_cancelled)
+        return lang, max_tokens, builder.build(inp.prefix, inp.suffix, lang, inp.filename,
+                                               max_tokens, first_line=inp.first_line)
 
     def _account(self, future: asyncio.Future[Any]) -> None:
         """Count a finished completion job (on the loop, never from the worker)."""
@@ -382,10 +398,7 @@ class Engine:
         if model is None or builder is None:
             raise ModelNotLoadedError("the model is not loaded")
         started = time.perf_counter()
-        lang = detect(inp.language, inp.filename)
-        max_tokens = min(inp.max_tokens, max(1, model.n_ctx // 2))
-        prompt = builder.build(inp.prefix, inp.suffix, lang, inp.filename, max_tokens,
-                               first_line=inp.first_line)
+        lang, max_tokens, prompt = self._prompt(model, builder, inp)
         cleaner = Cleaner(analyse(inp.prefix, inp.suffix, lang))
         decoded = model.decode(
             prompt.tokens, max_tokens=max_tokens, temperature=inp.temperature,
@@ -394,10 +407,9 @@ class Engine:
             min_prob=self.settings.min_token_prob,
         )
         text, cut_reason = cleaner.finish(decoded.text())
-        confidence = geometric_mean(decoded.probs_for(len(text))) if text else 0.0
         out = CompletionOutput(
             text=text,
-            confidence=round(min(1.0, max(0.0, confidence)), 4),
+            confidence=confidence_of(text, decoded.probs_for(len(text))),
             prompt_tokens=len(prompt.tokens),
             evaluated_tokens=decoded.evaluated,
             reused_tokens=decoded.reused,
@@ -447,9 +459,8 @@ class Engine:
             if key is not None and self._remote_latest.get(key) is task:
                 del self._remote_latest[key]
         text, cut_reason = cleaner.finish(generated.text)
-        confidence = geometric_mean(generated.probs_for(len(text))) if text else 0.0
         out = CompletionOutput(
-            text=text, confidence=round(min(1.0, max(0.0, confidence)), 4),
+            text=text, confidence=confidence_of(text, generated.probs_for(len(text))),
             prompt_tokens=generated.evaluated + generated.reused,
             evaluated_tokens=generated.evaluated, reused_tokens=generated.reused,
             generated_tokens=len(generated.pieces),

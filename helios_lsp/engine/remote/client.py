@@ -202,12 +202,11 @@ class RemoteEngine(ABC):
                 raise CompletionFailedError("the engine server reported an error")
             yield event
 
-    async def generate(self, inp: CompletionInput, lang: Language, cleaner: Cleaner, *,
-                       max_tokens: int, min_prob: float, time_budget: float) -> Generated:
-        """Stream a completion, stopping as soon as Helios's rules say the answer is known."""
-        if self.info is None or self._builder is None:
-            raise self.unreachable("not connected yet")
-        max_tokens = min(max_tokens, max(1, self.info.n_ctx // 2))
+    def prompt_for(self, inp: CompletionInput, lang: Language,
+                   max_tokens: int) -> tuple[TextPrompt, str]:
+        """The prompt for `inp`, and the text backed off its end that the answer must
+        re-create first ("" when nothing is, or the server cannot be made to)."""
+        assert self.info is not None and self._builder is not None
         prompt = self._builder.build(inp.prefix, inp.suffix, lang, inp.filename, max_tokens,
                                      fim=self.info.fim is not None, first_line=inp.first_line)
         # A prompt ending in indentation ends mid-token ("\n    " before `return`), and
@@ -221,6 +220,15 @@ class RemoteEngine(ABC):
                 # On an indented blank line, "\n" + indentation is one token: back off both.
                 heal = "\n" + heal
                 prompt = replace(prompt, above=prompt.above[:-1])
+        return prompt, heal
+
+    async def generate(self, inp: CompletionInput, lang: Language, cleaner: Cleaner, *,
+                       max_tokens: int, min_prob: float, time_budget: float) -> Generated:
+        """Stream a completion, stopping as soon as Helios's rules say the answer is known."""
+        if self.info is None or self._builder is None:
+            raise self.unreachable("not connected yet")
+        max_tokens = min(max_tokens, max(1, self.info.n_ctx // 2))
+        prompt, heal = self.prompt_for(inp, lang, max_tokens)
         path, body = self.request(prompt, inp, max_tokens, inp.temperature, heal)
         out = Generated()
         raw = ""

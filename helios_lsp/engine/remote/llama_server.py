@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from pathlib import PurePath
 from typing import Any
 
@@ -72,11 +71,9 @@ class LlamaServerEngine(RemoteEngine):
         """A request for no tokens with `cache_prompt`: the slot keeps the prompt's KV."""
         if self.info is None or self._builder is None:
             return 0
-        prompt = self._builder.build(inp.prefix, inp.suffix, detect(inp.language, inp.filename),
-                                     inp.filename, inp.max_tokens, fim=self.info.fim is not None,
-                                     first_line=inp.first_line)
-        # Without the cursor's line's indentation, which generate() backs off too.
-        prompt = replace(prompt, line=prompt.line.rstrip(" \t"))
+        # The prompt generate() will send, without what it backs off for healing.
+        max_tokens = min(inp.max_tokens, max(1, self.info.n_ctx // 2))
+        prompt, _ = self.prompt_for(inp, detect(inp.language, inp.filename), max_tokens)
         path, body = self.request(prompt, inp, 0, 0.0, "")
         try:
             async with self._client().post(self.url + path,
