@@ -40,7 +40,7 @@ test: $(VENV)/.installed
 
 # The VS Code extension: npm ci, its tests (against a real Helios server), the .vsix.
 vscode: $(VENV)/.installed
-	HELIOS_BIN=$(abspath $(VENV)/bin/helios) bash editors/vscode/ci.sh
+	HELIOS_BIN=$(abspath $(VENV)/bin/helios) HELIOS_SHARE=false bash editors/vscode/ci.sh
 
 # The .vsix in a REAL VS Code (code-server + Chromium + Playwright), after `make vscode`.
 # Prerequisites: `bash editors/vscode/e2e/install.sh` (once; cached outside the clone).

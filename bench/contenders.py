@@ -83,6 +83,7 @@ def bench_env(tmp: Path) -> dict[str, str]:
     env["OLLAMA_MODELS"] = str(store)
     env["HELIOS_RATE_LIMIT"] = "10000"
     env["HELIOS_RATE_BURST"] = "100000"
+    env["HELIOS_SHARE"] = "false"  # each contender holds its own model (bench.shared shares)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -1,4 +1,4 @@
-"""The `helios` command: serve, lsp, complete, models."""
+"""The `helios` command: serve, lsp, complete, models, status."""
 
 from __future__ import annotations
 
@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     net.add_argument("--port", type=int, help="HTTP port (env HELIOS_PORT, default 8000)")
     net.add_argument("--allow-remote", action="store_true", default=None,
                      help="allow binding a non-loopback address")
+    net.add_argument("--no-share", dest="share", action="store_false", default=None,
+                     help="hold the model in this process instead of sharing one engine "
+                          "with the user's other Helios processes (env HELIOS_SHARE=false)")
 
     serve = sub.add_parser("serve", parents=[common, net], help="run the REST API")
     serve.add_argument("--parent-pid", type=int,
@@ -65,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     complete.add_argument("--json", action="store_true",
                           help="print the result and its counters as one JSON object")
     sub.add_parser("models", parents=[common], help="show what HELIOS_MODEL resolves to and why")
+    status = sub.add_parser("status", help="show this user's shared engines, their clients "
+                                           "and memory")
+    status.add_argument("--json", action="store_true", help="print them as JSON")
+    # Started by `helios lsp` / `helios serve` (settings on stdin), not by hand.
+    sub.add_parser("engine-daemon", help="the shared engine process (started on demand)")
     return parser
 
 
@@ -72,13 +80,21 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
         key: getattr(args, key, None)
         for key in ("model", "debug", "n_threads", "n_ctx", "host", "port", "allow_remote",
-                    "parent_pid")
+                    "parent_pid", "share")
     }
     return Settings.from_env(**overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "engine-daemon":  # its settings come on stdin, not from the env
+        from helios_lsp.shared.daemon import main as daemon_main
+
+        return daemon_main()
+    if args.command == "status":
+        from helios_lsp.shared.status import main as status_main
+
+        return status_main(as_json=args.json)
     try:
         settings = _settings(args)
     except ValidationError as exc:
@@ -86,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(settings.debug)
     if args.command in ("serve", "lsp"):  # long-running: guard the process itself
+        if settings.share is None:  # every editor window shares one engine by default
+            settings = settings.replace(share=True)
         from http_api.logs import install_repeat_filter
         from http_api.server import raise_nofile_limit
 
@@ -139,7 +157,7 @@ def _remote_model(settings: Settings) -> int:
     from helios_lsp.engine import EngineError
     from helios_lsp.engine.remote import make_remote
 
-    remote = make_remote(settings)
+    remote = make_remote(settings.replace(share=False))  # asked directly, not via a share
     assert remote is not None
     print(f"HELIOS_ENGINE: {settings.engine} at {remote.public_url}"
           + (" (with HELIOS_ENGINE_API_KEY)" if settings.engine_api_key else ""))
@@ -197,7 +215,7 @@ def _complete(settings: Settings, args: argparse.Namespace) -> int:
     )
 
     async def run() -> int:
-        engine = Engine(settings)
+        engine = Engine(settings.replace(share=False))  # one-shot: nothing to share
         try:
             await engine.load()
             out = await engine.complete(inp)

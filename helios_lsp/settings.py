@@ -73,6 +73,10 @@ class Settings(BaseModel):
     # Prompt evaluation is split into chunks this big so a cancelled job stops soon.
     eval_chunk: int = Field(128, ge=8, le=8192)
     prefix_lines: int = Field(256, ge=1, le=100_000)
+    # The first request at a place no KV cache holds (a new file, a far jump) is answered
+    # from this many lines above the cursor, in a fraction of the time; the full window is
+    # evaluated right after, in the background, for the keystrokes that follow (0: off).
+    quick_window_lines: int = Field(32, ge=0, le=100_000)
     suffix_lines: int = Field(64, ge=0, le=100_000)
     time_budget: float = Field(3.0, gt=0, le=600, description="seconds of generation per job")
     typeahead: bool = True
@@ -115,6 +119,12 @@ class Settings(BaseModel):
     cache_dir: str | None = None
 
     # --- process ---
+    # One engine per user and engine settings, shared by every `helios lsp` / `helios
+    # serve` (helios_lsp/shared): false keeps the model in this process. None (unset): those
+    # two commands share, an Engine made in code does not (it never starts a process on its
+    # own). The shared engine exits share_idle seconds after its last client.
+    share: bool | None = None
+    share_idle: float = Field(60.0, ge=0.1, le=86_400, description="seconds")
     # Set by an editor that starts `helios serve`: the server stops when that process is
     # gone, so a crashed editor does not leave a model in memory.
     parent_pid: int | None = Field(None, ge=1, le=2**31 - 1)

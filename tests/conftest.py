@@ -44,4 +44,6 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
     """os.environ without HELIOS_* and with an empty Ollama store, for server subprocesses."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELIOS_")}
     env["OLLAMA_MODELS"] = str(tmp_path / "ollama-empty")
+    # One process holds its own model, as before sharing (tests/shared tests sharing).
+    env["HELIOS_SHARE"] = "false"
     return env

@@ -52,6 +52,11 @@ from helios_lsp.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# A place whose prompt needs more tokens evaluated than this is "cold": its first request is
+# answered from the quick window (settings.quick_window_lines). ~1 s of prompt evaluation
+# for the embedded model on 2 cores; a bigger model is slower per token, so gains more.
+QUICK_WHEN_COLD_ABOVE = 384
+
 
 @dataclass
 class EngineStats:
@@ -69,10 +74,15 @@ class EngineStats:
     # Cache warming before a request (prefetch): started, and prompt tokens it evaluated.
     prefetches: int = 0
     prefetch_tokens: int = 0
+    # First requests at a cold place answered from the quick window.
+    quick_answers: int = 0
 
 
 def _public_reason(exc: BaseException) -> str:
     """Why a load failed, in words that carry no path or environment value."""
+    public = getattr(exc, "public", None)  # said by whoever loaded it (the shared engine)
+    if isinstance(public, str):
+        return public
     if isinstance(exc, EngineUnreachableError | CompletionFailedError):
         return str(exc)  # an engine server's URL without credentials, never its key
     if isinstance(exc, ModelNotFoundError):
@@ -107,6 +117,7 @@ class Engine:
         self.last_job: dict[str, Any] = {}
         self._model: LoadedModel | None = None
         self._builder: PromptBuilder | None = None
+        self._quick_builder: PromptBuilder | None = None
         self._jobs = JobRunner()
         self._loading: asyncio.Task[None] | None = None
         self._typeahead = TypeAhead()
@@ -119,6 +130,7 @@ class Engine:
         self._remote_latest: dict[tuple[str, str], asyncio.Task[Generated]] = {}
         self._superseded: set[asyncio.Task[Generated]] = set()
         self._recovery: asyncio.Task[None] | None = None
+        self.prefetching: asyncio.Future[Any] | None = None  # the latest cache warming
 
     # --- state ----------------------------------------------------------------
 
@@ -147,7 +159,8 @@ class Engine:
     @property
     def settings_to_fix(self) -> str:
         """What the user sets to choose the model, for advice after a failed load."""
-        return "HELIOS_MODEL" if self._remote is None else "HELIOS_ENGINE_URL / HELIOS_ENGINE_MODEL"
+        return ("HELIOS_MODEL" if self.settings.engine == "local"
+                else "HELIOS_ENGINE_URL / HELIOS_ENGINE_MODEL")
 
     def add_listener(self, callback: Callable[[EngineState], None]) -> None:
         """`callback(state)` runs on the event loop after every state change."""
@@ -191,26 +204,36 @@ class Engine:
                 "n_ctx": info.n_ctx if info else None, "slots": info.slots if info else None,
                 "prompt_mode": info.reason if info else None}
 
+    def set_share(self, share: bool) -> None:
+        """Before the first load: use the user's shared engine, or hold the model here (the
+        language server's `share` setting arrives with `initialize`)."""
+        if self.state is not EngineState.NOT_LOADED or share == self.settings.share:
+            return
+        self.settings = self.settings.replace(share=share)
+        self._remote = make_remote(self.settings)
+
     # --- loading --------------------------------------------------------------
 
-    async def load(self) -> None:
+    async def load(self, *, restart: bool = False) -> None:
         """Resolve and load the model (or reload it). Concurrent calls join one load.
+        `restart`: the user asked for it, so a shared engine reloads too (its model file
+        may have been replaced).
 
         The load runs as its own task: a caller that stops waiting does not stop it.
         Raises ModelError when it fails; the engine then stays in FAILED."""
         if self._loading is None or self._loading.done():
             if self.state is EngineState.CLOSED:
                 raise ModelError("the engine is shut down")
-            self._loading = asyncio.ensure_future(self._load())
+            self._loading = asyncio.ensure_future(self._load(restart))
         await asyncio.shield(self._loading)
 
-    async def _load(self) -> None:
+    async def _load(self, restart: bool = False) -> None:
         self._typeahead.clear()
         self._set_state(EngineState.LOADING)
         started = time.monotonic()
         try:
             if self._remote is not None:
-                info = await self._remote.connect()
+                info = await self._remote.connect(restart=restart)
                 reason = f"{self._remote.kind} at {self._remote.public_url}; {info.reason}"
             else:
                 resolved = await self._jobs.run(self._load_in_worker)
@@ -251,7 +274,7 @@ class Engine:
                 return
             assert self._remote is not None
             try:  # a quiet probe: the state stays FAILED until the server answers
-                await self._remote.connect()
+                await self._remote.connect(restart=False)
             except EngineError:
                 continue
             log.info("the engine server at %s is back", self._remote.public_url)
@@ -262,7 +285,7 @@ class Engine:
     def _load_in_worker(self, job: Job) -> ResolvedModel:
         if self._model is not None:  # free the old weights before mapping new ones
             self._model.close()
-            self._model = self._builder = None
+            self._model = self._builder = self._quick_builder = None
         resolved = resolve_model(self.settings.model)
         cache_dir = self.settings.cache_dir
         check_model_file(resolved.path, n_threads=self.settings.n_threads,
@@ -274,6 +297,14 @@ class Engine:
             prefix_lines=self.settings.prefix_lines, suffix_lines=self.settings.suffix_lines,
             encode_continuation=model.encode_continuation,
         )
+        quick_lines = min(self.settings.quick_window_lines, self.settings.prefix_lines)
+        if 0 < quick_lines < self.settings.prefix_lines:
+            self._quick_builder = PromptBuilder(
+                model.encode, n_ctx=model.n_ctx, bos=model.bos, fim=model.fim,
+                prefix_lines=quick_lines,
+                suffix_lines=min(self.settings.suffix_lines, quick_lines // 2),
+                encode_continuation=model.encode_continuation,
+            )
         return resolved
 
     # --- completion -----------------------------------------------------------
@@ -311,6 +342,8 @@ class Engine:
                 lambda job: self._complete_in_worker(job, inp), key, on_done=self._account,
                 track=self._completions,
             )
+            if out.quick:  # widen: the full window, for the keystrokes that follow
+                self.prefetch(inp)
         self._typeahead.remember(cache_key, inp, out.text, out.confidence)
         return out
 
@@ -342,6 +375,7 @@ class Engine:
             task = asyncio.ensure_future(self._jobs.run(
                 lambda job: self._prefetch_in_worker(job, inp), background=True))
         task.add_done_callback(self._count_prefetch)
+        self.prefetching = task
         return True
 
     def _count_prefetch(self, task: asyncio.Future[Any]) -> None:
@@ -352,8 +386,14 @@ class Engine:
         model, builder = self._model, self._builder
         if model is None or builder is None:
             return 0
-        _, _, prompt = self._prompt(model, builder, inp)
-        return model.warm(prompt.tokens, job.is_cancelled)
+        lang, max_tokens, prompt = self._prompt(model, builder, inp)
+        evaluated = 0
+        quick = self._quick_prompt(model, inp, lang, max_tokens, prompt)
+        if quick is not None:  # the window the first keystroke here will be answered from
+            evaluated += model.warm(quick.tokens, job.is_cancelled)
+        if not job.is_cancelled():
+            evaluated += model.warm(prompt.tokens, job.is_cancelled)
+        return evaluated
 
     @staticmethod
     def _prompt(model: LoadedModel, builder: PromptBuilder,
@@ -364,6 +404,25 @@ class Engine:
         max_tokens = min(inp.max_tokens, max(1, model.n_ctx // 2))
         return lang, max_tokens, builder.build(inp.prefix, inp.suffix, lang, inp.filename,
                                                max_tokens, first_line=inp.first_line)
+
+    def _quick_prompt(self, model: LoadedModel, inp: CompletionInput, lang: Language,
+                      max_tokens: int, full: Prompt) -> Prompt | None:
+        """The quick window's prompt when `full` is cold (no KV cache holds most of it: a
+        new file, a far jump) and the quick one costs at most half as much; else None.
+
+        "Answer fast, then widen": the first request at a new place is answered from the
+        last few lines, and the full window is evaluated next, in the background, for the
+        keystrokes that follow (most of which type-ahead answers meanwhile). Both states
+        are kept (kv_states), so neither evicts the other."""
+        quick = self._quick_builder
+        if quick is None:
+            return None
+        cold = model.cold_tokens(full.tokens)
+        if cold <= QUICK_WHEN_COLD_ABOVE:
+            return None
+        short = quick.build(inp.prefix, inp.suffix, lang, inp.filename, max_tokens,
+                            first_line=inp.first_line)
+        return short if 2 * model.cold_tokens(short.tokens) <= cold else None
 
     def _account(self, future: asyncio.Future[Any]) -> None:
         """Count a finished completion job (on the loop, never from the worker)."""
@@ -384,6 +443,7 @@ class Engine:
     def _record(self, out: CompletionOutput) -> None:
         """Count a completion the model (or the engine server) produced."""
         self.stats.completed += 1
+        self.stats.quick_answers += out.quick
         self.stats.prompt_tokens_evaluated += out.evaluated_tokens
         self.stats.prompt_tokens_reused += out.reused_tokens
         self.stats.generated_tokens += out.generated_tokens
@@ -391,6 +451,7 @@ class Engine:
             "prompt_tokens": out.prompt_tokens, "evaluated_tokens": out.evaluated_tokens,
             "reused_tokens": out.reused_tokens, "generated_tokens": out.generated_tokens,
             "stop_reason": out.stop_reason, "seconds": round(out.seconds, 4),
+            "quick": out.quick,
         }
 
     def _complete_in_worker(self, job: Job, inp: CompletionInput) -> CompletionOutput:
@@ -399,6 +460,9 @@ class Engine:
             raise ModelNotLoadedError("the model is not loaded")
         started = time.perf_counter()
         lang, max_tokens, prompt = self._prompt(model, builder, inp)
+        quick = self._quick_prompt(model, inp, lang, max_tokens, prompt)
+        if quick is not None:
+            prompt = quick
         cleaner = Cleaner(analyse(inp.prefix, inp.suffix, lang))
         decoded = model.decode(
             prompt.tokens, max_tokens=max_tokens, temperature=inp.temperature,
@@ -416,6 +480,7 @@ class Engine:
             generated_tokens=len(decoded.tokens),
             stop_reason=cut_reason or decoded.stop_reason,
             seconds=time.perf_counter() - started,
+            quick=quick is not None,
         )
         return out
 
@@ -458,7 +523,8 @@ class Engine:
             self._superseded.discard(task)
             if key is not None and self._remote_latest.get(key) is task:
                 del self._remote_latest[key]
-        text, cut_reason = cleaner.finish(generated.text)
+        text, cut_reason = ((generated.text, None) if generated.final
+                            else cleaner.finish(generated.text))
         out = CompletionOutput(
             text=text, confidence=confidence_of(text, generated.probs_for(len(text))),
             prompt_tokens=generated.evaluated + generated.reused,

@@ -31,8 +31,10 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
-# A live cache shorter than this is cheap to evaluate again: not worth a copy.
-MIN_SAVED_TOKENS = 256
+# A live cache shorter than this is cheap to evaluate again: not worth a copy. (The quick
+# window that answers first at a new place is ~100-400 tokens: it must survive the full
+# window's evaluation that follows; a copy of 64 tokens costs ~1.4 MiB and a millisecond.)
+MIN_SAVED_TOKENS = 64
 # Save the live cache when the new prompt keeps less than this share of it.
 SAVE_WHEN_KEPT_BELOW = 0.5
 # Restoring a state costs a copy of all its tokens; evaluating a token costs ~170-500x more
@@ -80,22 +82,36 @@ class KvStates:
     def __len__(self) -> int:
         return len(self._states)
 
+    def _best(self, prompt: np.ndarray) -> tuple[SavedState | None, int, int]:
+        """(the saved state worth restoring for `prompt` or None, tokens it holds, tokens
+        the live cache holds)."""
+        llm = self._llm
+        kept = common_prefix(llm.input_ids[: llm.n_tokens], prompt)
+        best, best_kept = None, kept
+        if self.budget:
+            for state in self._states.values():
+                shared = common_prefix(state.tokens, prompt)
+                if shared > best_kept:
+                    best, best_kept = state, shared
+        gain = best_kept - kept
+        if best is None or gain < MIN_RESTORE_GAIN or gain * RESTORE_COST_RATIO < len(
+                best.tokens):
+            return None, kept, kept
+        return best, best_kept, kept
+
+    def reusable(self, prompt: np.ndarray) -> int:
+        """Leading tokens of `prompt` that `prepare` would find cached (nothing changes)."""
+        return self._best(prompt)[1]
+
     def prepare(self, prompt: np.ndarray) -> int:
         """Put in the KV cache the state sharing the most with `prompt` (saving the live one
         first when it is about to be lost); return how many leading prompt tokens it holds."""
         llm = self._llm
         live = llm.input_ids[: llm.n_tokens]
-        kept = common_prefix(live, prompt)
+        best, best_kept, kept = self._best(prompt)
         if not self.budget:
             return kept
-        best, best_kept = None, kept
-        for state in self._states.values():
-            shared = common_prefix(state.tokens, prompt)
-            if shared > best_kept:
-                best, best_kept = state, shared
-        gain = best_kept - kept
-        if best is not None and gain >= MIN_RESTORE_GAIN and \
-                gain * RESTORE_COST_RATIO >= len(best.tokens):
+        if best is not None:
             # It becomes the live cache (saved again when left); until it is copied back
             # its bytes still count, so saving live (overwritten by the restore) fits beside.
             self._states.pop(id(best))

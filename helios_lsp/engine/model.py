@@ -220,6 +220,12 @@ class LoadedModel:
         ptr = self._llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
+    def cold_tokens(self, prompt: list[int]) -> int:
+        """How many tokens of `prompt` would have to be evaluated (none of the KV caches,
+        live or saved, holds them)."""
+        return len(prompt) - self.kv_states.reusable(
+            np.asarray(prompt, dtype=self.llm.input_ids.dtype))
+
     def _eval_prompt(self, prompt: list[int], out: Decoded,
                      cancelled: Callable[[], bool]) -> None:
         """Bring the KV cache to `prompt`, reusing the longest common prefix with the live

@@ -59,6 +59,8 @@ class CompletionOutput:
     generated_tokens: int = 0
     stop_reason: StopReason | None = None  # why the suggestion ends there (see StopReason)
     from_typeahead: bool = False  # answered from the last suggestion without running the model
+    # Answered from the quick window (a cold place): the full one is warmed right after.
+    quick: bool = False
     seconds: float = 0.0
 
 

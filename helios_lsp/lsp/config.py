@@ -50,6 +50,9 @@ class ClientConfig(_Model):
     enabled_languages: tuple[str, ...] | None = None  # None: every language
     disabled_languages: tuple[str, ...] = ()
     http: HttpConfig = HttpConfig()
+    # Use the user's shared engine (None: as HELIOS_SHARE / --no-share say). Taken from
+    # initializationOptions only: the model is loaded once, right after.
+    share: bool | None = None
 
     @field_validator("max_tokens", mode="before")
     @classmethod

@@ -143,7 +143,6 @@ async def serve(settings: Settings, *, http: bool, stdin: BinaryIO, stdout: Bina
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, server.request_stop, 0)
 
-    server.start_loading()
     messages = asyncio.create_task(read_messages(ThreadedReader(stdin), server.protocol))
     stop = asyncio.create_task(server.stop_requested.wait())
     try:

@@ -163,11 +163,12 @@ class HeliosLanguageServer(LanguageServer):
 
     def start_loading(self) -> None:
         """Load the model in the background; completions are empty until it is ready."""
-        self._load_task = asyncio.create_task(self.load_model())
+        if self._load_task is None:
+            self._load_task = asyncio.create_task(self.load_model())
 
-    async def load_model(self) -> None:
+    async def load_model(self, *, restart: bool = False) -> None:
         try:
-            await self.engine.load()
+            await self.engine.load(restart=restart)
         except ModelError:
             remedy = ("Helios retries by itself" if self.engine.retrying else
                       f"fix {self.engine.settings_to_fix} and run {CMD_RESTART}")
@@ -346,6 +347,9 @@ async def initialize(ls: HeliosLanguageServer, params: types.InitializeParams) -
     log.info("client %s: position encoding %s, inline completion %s", safe(ls.client_name),
              ls.encoding, "yes" if inline else "no (completion items)")
     config = ls.apply_config(params.initialization_options, "initializationOptions")
+    if config.share is not None:
+        ls.engine.set_share(config.share)
+    ls.start_loading()  # now that the client said where the model should live
     # Answer once HTTP is bound (or known to be elsewhere): clients can use it right away.
     await ls.sidecar.configure(config.http)
 
@@ -431,7 +435,7 @@ def status_command(ls: HeliosLanguageServer, *args: Any) -> dict[str, Any]:
 async def restart_command(ls: HeliosLanguageServer, *args: Any) -> dict[str, Any]:
     """Reload the model (after HELIOS_MODEL or the model file changed)."""
     ls.tell("reloading the model")
-    await ls.load_model()
+    await ls.load_model(restart=True)
     return ls.status()
 
 

@@ -42,7 +42,8 @@ def wide_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def run(model: Path, inputs: list[CompletionInput], **settings) -> tuple[list, KvStates]:
     """The outputs, and the engine's saved states (its counters) once done."""
     # No time budget cut: outputs must not depend on the machine's load.
-    settings = {"n_ctx": N_CTX, "time_budget": 120, **settings}
+    # One window: the quick window (test_quick_window.py) would answer cold places first.
+    settings = {"n_ctx": N_CTX, "time_budget": 120, "quick_window_lines": 0, **settings}
     engine = Engine(Settings(model=str(model), n_threads=2, typeahead=False,
                              min_token_prob=0.0, **settings))
     await engine.load()

@@ -23,7 +23,9 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def engine(model: Path):
-    eng = Engine(Settings(model=str(model), n_threads=2, n_ctx=16384, typeahead=False))
+    # One window (no quick answers first, test_quick_window.py): warming is measured alone.
+    eng = Engine(Settings(model=str(model), n_threads=2, n_ctx=16384, typeahead=False,
+                          quick_window_lines=0))
     await eng.load()
     yield eng
     await eng.close()

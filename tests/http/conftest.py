@@ -174,6 +174,7 @@ def server_env(tmp: Path, **helios: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELIOS_")}
     env["OLLAMA_MODELS"] = str(tmp / "ollama-empty")
     env["PYTHONUNBUFFERED"] = "1"
+    env["HELIOS_SHARE"] = "false"  # each server holds its own model (tests/shared: sharing)
     env.update({f"HELIOS_{k.upper()}": v for k, v in helios.items()})
     return env
 

@@ -2,7 +2,8 @@
 -- to $HELIOS_TEST_OUT as JSON. Run by tests/lsp/test_neovim.py:
 --   nvim --headless --clean -u tests/lsp/nvim_init.lua
 -- Environment: HELIOS_NVIM_PLUGIN (editors/neovim), HELIOS_TEST_CMD (server command, JSON),
--- HELIOS_TEST_FILE (a Python file whose line 2 is the cursor's), HELIOS_TEST_OUT.
+-- HELIOS_TEST_FILE (a Python file whose line 2 is the cursor's), HELIOS_TEST_OUT; optional
+-- HELIOS_TEST_HOLD (a file to wait for before asking once more and quitting).
 local results = { version = tostring(vim.version()), steps = {} }
 
 local function finish(err)
@@ -119,6 +120,24 @@ local function scenario()
   results.accepted_line = vim.api.nvim_buf_get_lines(0, 1, 2, true)[1]
   step('accepted')
   vim.cmd('stopinsert')
+  if vim.env.HELIOS_TEST_HOLD then
+    -- Several windows at once (tests/shared): say this one is done, stay open until the
+    -- test says so, then ask once more (the other windows may have closed meanwhile).
+    local f = assert(io.open(vim.env.HELIOS_TEST_OUT .. '.ready', 'w'))
+    f:write(vim.json.encode(results))
+    f:close()
+    wait_until('the test to release this window', 120000, function()
+      return vim.uv.fs_stat(vim.env.HELIOS_TEST_HOLD) ~= nil
+    end)
+    local aerr, again = request(client, 'textDocument/inlineCompletion', {
+      textDocument = { uri = vim.uri_from_bufnr(0) },
+      position = { line = 4, character = 0 },
+      context = { triggerKind = 1 },
+    })
+    results.again = again
+    results.again_error = aerr and aerr.message
+    step('asked again')
+  end
   finish(nil)
 end
 

@@ -241,6 +241,7 @@ class VSCode:
         env["OLLAMA_MODELS"] = str(self.root / "ollama-empty")
         env["XDG_CONFIG_HOME"] = str(self.root / "xdg-config")
         env["XDG_DATA_HOME"] = str(self.root / "xdg-data")
+        env["HELIOS_SHARE"] = "false"  # the extension's server holds its model, as it did
         return env
 
     def open_window(self) -> None:

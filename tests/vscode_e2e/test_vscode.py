@@ -322,6 +322,7 @@ def test_a_server_started_by_hand_is_left_alone(vscode: VSCode) -> None:
     wait_for(lambda: not vscode.exthost_pids(), "the extension host to go", timeout=20)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELIOS_")}
     env["OLLAMA_MODELS"] = str(vscode.root / "ollama-empty")
+    env["HELIOS_SHARE"] = "false"
     mine = subprocess.Popen(
         [
             str(prereqs.helios_bin()),

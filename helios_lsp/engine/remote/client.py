@@ -68,6 +68,8 @@ class Generated:
     stop_reason: StopReason | None = None
     evaluated: int = 0
     reused: int = 0
+    # Already cleaned by whoever produced it (the shared engine): not to be cleaned again.
+    final: bool = False
 
     def probs_for(self, kept_chars: int) -> list[float]:
         probs = []
@@ -148,8 +150,9 @@ class RemoteEngine(ABC):
         except ValueError:
             raise self.unreachable(f"{path} did not answer JSON") from None
 
-    async def connect(self) -> RemoteInfo:
-        """Ask the server what it serves; raises EngineUnreachableError while it cannot."""
+    async def connect(self, *, restart: bool = False) -> RemoteInfo:
+        """Ask the server what it serves; raises EngineUnreachableError while it cannot.
+        (`restart` changes nothing: Helios cannot reload another server's model.)"""
         self.info = await self.describe()
         self._builder = TextPromptBuilder(self.info.n_ctx, self.settings.prefix_lines,
                                           self.settings.suffix_lines)

@@ -62,7 +62,7 @@ export async function startRealServer(extraEnv: Record<string, string> = {}): Pr
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(bin, ['serve', '--host', '127.0.0.1', '--port', String(port)], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PYTHONUNBUFFERED: '1', ...extraEnv },
+    env: { ...process.env, PYTHONUNBUFFERED: '1', HELIOS_SHARE: 'false', ...extraEnv },
   });
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
