@@ -84,6 +84,11 @@ def bench_env(tmp: Path) -> dict[str, str]:
     env["HELIOS_RATE_LIMIT"] = "10000"
     env["HELIOS_RATE_BURST"] = "100000"
     env["HELIOS_SHARE"] = "false"  # each contender holds its own model (bench.shared shares)
+    # Levers switched off (or on) for one run, e.g. BENCH_HELIOS_QUICK_WINDOW_LINES=0: the
+    # only Helios settings a run takes from its caller.
+    for key, value in os.environ.items():
+        if key.startswith("BENCH_HELIOS_"):
+            env[key.removeprefix("BENCH_")] = value
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
