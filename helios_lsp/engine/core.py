@@ -131,6 +131,9 @@ class Engine:
         self._superseded: set[asyncio.Task[Generated]] = set()
         self._recovery: asyncio.Task[None] | None = None
         self.prefetching: asyncio.Future[Any] | None = None  # the latest cache warming
+        # A place answered from the quick window whose full window is not warm yet: warmed
+        # whenever the worker is idle (a keystroke preempts it; the next idle moment goes on).
+        self._widen: CompletionInput | None = None
 
     # --- state ----------------------------------------------------------------
 
@@ -326,6 +329,7 @@ class Engine:
             if hit is not None:
                 self.stats.typeahead_hits += 1
                 self.stats.completed += 1
+                self._resume_widening()  # the worker is free while type-ahead answers
                 return CompletionOutput(hit[0], hit[1], stop_reason=StopReason.TYPEAHEAD,
                                         from_typeahead=True,
                                         seconds=time.perf_counter() - started)
@@ -343,7 +347,8 @@ class Engine:
                 track=self._completions,
             )
             if out.quick:  # widen: the full window, for the keystrokes that follow
-                self.prefetch(inp)
+                self._widen = inp
+            self._resume_widening()
         self._typeahead.remember(cache_key, inp, out.text, out.confidence)
         return out
 
@@ -365,6 +370,14 @@ class Engine:
         finds it in the KV cache (the editor opened a file or moved the cursor, the user has
         not typed yet). Only when the engine is idle; any real request preempts it. Returns
         whether it was started."""
+        self._widen = None  # the editor says where the user is now: that place is warmed
+        return self._warm(inp)
+
+    def _resume_widening(self) -> None:
+        if self._widen is not None:
+            self._warm(self._widen)
+
+    def _warm(self, inp: CompletionInput) -> bool:
         if not self.ready or self.in_flight or not self._jobs.idle:
             return False
         inp = normalize_input(inp)
@@ -374,18 +387,24 @@ class Engine:
         else:
             task = asyncio.ensure_future(self._jobs.run(
                 lambda job: self._prefetch_in_worker(job, inp), background=True))
-        task.add_done_callback(self._count_prefetch)
+        task.add_done_callback(lambda done: self._count_prefetch(done, inp))
         self.prefetching = task
         return True
 
-    def _count_prefetch(self, task: asyncio.Future[Any]) -> None:
-        if not task.cancelled() and task.exception() is None:
-            self.stats.prefetch_tokens += task.result() or 0
+    def _count_prefetch(self, task: asyncio.Future[Any], inp: CompletionInput) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        result = task.result()  # (evaluated, finished) here; tokens from an engine server
+        evaluated, finished = result if isinstance(result, tuple) else (result or 0, True)
+        self.stats.prefetch_tokens += evaluated
+        if finished and self._widen is inp:
+            self._widen = None
 
-    def _prefetch_in_worker(self, job: Job, inp: CompletionInput) -> int:
+    def _prefetch_in_worker(self, job: Job, inp: CompletionInput) -> tuple[int, bool]:
+        """Tokens evaluated, and whether all of it was done (not preempted)."""
         model, builder = self._model, self._builder
         if model is None or builder is None:
-            return 0
+            return 0, True
         lang, max_tokens, prompt = self._prompt(model, builder, inp)
         evaluated = 0
         quick = self._quick_prompt(model, inp, lang, max_tokens, prompt)
@@ -393,7 +412,7 @@ class Engine:
             evaluated += model.warm(quick.tokens, job.is_cancelled)
         if not job.is_cancelled():
             evaluated += model.warm(prompt.tokens, job.is_cancelled)
-        return evaluated
+        return evaluated, not job.is_cancelled()
 
     @staticmethod
     def _prompt(model: LoadedModel, builder: PromptBuilder,

@@ -236,22 +236,24 @@ class SharedEngine:
         clients by these); when it drops, the engine is gone: start another one now, so
         the next keystroke finds a loaded model."""
         url = f"{_BASE}/attach"
+        delay = 0.05
         while not self._closed:
             try:
                 async with self._client().get(url) as response:
                     async for _ in response.content:
-                        pass
+                        delay = 0.05  # attached: the next loss is news again
             except (aiohttp.ClientError, OSError):
                 pass
             if self._closed:
                 return
             log.warning("the shared engine went away; starting another")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(delay)
             try:
                 await self._revive()
             except (EngineUnreachableError, ModelError) as exc:
                 log.warning("%s", exc)
-                await asyncio.sleep(1.0)
+                # One that cannot start is not started again and again at full speed.
+                delay = min(max(delay * 2, 1.0), 30.0)
 
     async def _revive(self) -> None:
         """One replacement at a time, however many requests noticed."""

@@ -95,3 +95,25 @@ async def test_a_warm_place_uses_the_full_window(wide_model):
         assert not out.quick and out.evaluated_tokens <= 8, out
     finally:
         await engine.close()
+
+
+async def test_the_widening_goes_on_after_a_request_elsewhere(wide_model):
+    engine = engine_for(wide_model, quick_window_lines=16)
+    await engine.load()
+    try:
+        assert (await engine.complete(FAR)).quick
+        widening = engine.prefetching
+        async with asyncio.timeout(60):
+            while not engine._jobs.busy:  # the widening is running
+                await asyncio.sleep(0.001)
+        # Real work elsewhere preempts the widening ...
+        await engine.complete(place("textwrap.py", 3))
+        await asyncio.wait({widening}, timeout=300)
+        assert widening.result()[1] is False, "preempted"
+        # ... which starts again as soon as the worker is free, and finishes.
+        assert engine.prefetching is not widening
+        await idle(engine)
+        typed = await engine.complete(FAR_TYPED)
+        assert not typed.quick and typed.evaluated_tokens <= 8, typed
+    finally:
+        await engine.close()

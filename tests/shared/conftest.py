@@ -11,13 +11,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.http.conftest import wait_for
 from tests.lsp.conftest import lsp  # noqa: F401 (the fixture, for these tests too)
 
 HELIOS = [sys.executable, "-m", "helios_lsp"]
@@ -107,14 +107,7 @@ def mapping(path: Path) -> list[int]:
 
 
 def wait_until(probe: Any, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
+    return wait_for(probe, what, timeout)
 
 
 def helios_status(env: dict[str, str]) -> list[dict[str, Any]]:
