@@ -46,6 +46,9 @@ _START_SECONDS = 30.0
 # Loading a big model from a cold disk takes a while; the editor shows progress meanwhile.
 _LOAD_SECONDS = 600.0
 _LOG_KEEP_BYTES = 4 << 20
+# Engines started in one wait for a loaded model before giving up (one that dies while
+# loading every time is reported, not restarted forever).
+_RESTARTS = 3
 _BASE = "http://helios-engine"  # the host is ignored on a unix socket
 
 
@@ -155,12 +158,20 @@ class SharedEngine:
 
     async def _wait_loaded(self) -> dict[str, Any]:
         deadline = time.monotonic() + _LOAD_SECONDS
+        restarts = 0
         while True:
             try:
                 health = await self._get("/health")
             except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
-                raise self._unreachable("it stopped while loading; see "
-                                        f"{self.paths.log}") from None
+                # Gone meanwhile (an engine being killed may still accept a connection for
+                # a moment): start another, a few times, not forever.
+                restarts += 1
+                if restarts > _RESTARTS:
+                    raise self._unreachable("it stopped while loading; see "
+                                            f"{self.paths.log}") from None
+                await asyncio.sleep(0.05 * restarts)
+                await self._ensure_running()
+                continue
             if health.get("state") in ("ready", "failed"):
                 return health
             if time.monotonic() > deadline:
