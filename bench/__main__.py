@@ -4,6 +4,7 @@
     python -m bench --quick         # smoke run: a handful of positions (about a minute)
     python -m bench --write-docs    # full run, then put its report into docs/benchmarks.md
     python -m bench --only replay,jumps   # Helios vs llama.cpp's llama-server (make llama-server)
+    python -m bench --only trimmed        # a client sending the last 6,000 chars vs bare
 
 Results: <out>/latest.json (everything, raw records included) and <out>/latest.md.
 Run it on a quiet machine: every contender gets the same threads, and they take turns.
@@ -44,7 +45,7 @@ from bench.workload import (
     typeahead_starts,
 )
 
-SCENARIOS = ("startup", "replay", "paced", "typeahead", "jumps", "quality")
+SCENARIOS = ("startup", "replay", "paced", "typeahead", "jumps", "trimmed", "quality")
 DOCS = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["startup"] = startup.run(ctx, prompt)
 
             long_lived = only & {"replay", "paced", "typeahead", "quality"}
-            if long_lived or "jumps" in only:
+            if long_lived or only & {"jumps", "trimmed"}:
                 # bare: also the tokenizer for the plain prompts of peer and llama-server.
                 ctx.bare = _start(ctx, "bare", lambda: Bare(model, config.threads, config.n_ctx))
                 if "helios-http" not in skip:
@@ -169,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
                                  config.max_prefix_chars)
                 results["jumps"] = jumps.run(ctx, plan, args.pause_ms / 1000,
                                              prefetch=not args.no_prefetch)
+            if "trimmed" in only:
+                from bench.scenarios import trimmed
+
+                results["trimmed"] = trimmed.run(ctx)
             if "quality" in only:
                 from bench.scenarios import quality
 

@@ -334,6 +334,11 @@ def check_targets(s: dict[str, Any]) -> list[dict[str, Any]]:
         m = vs.get(stat)
         t.append(_target(f"5-llama-server-{stat}", f"Keystroke replay helios-http: {stat} "
                          "latency / llama-server's", m, limit, "<=", _fmt_ratio(m)))
+    if "trimmed" in s:  # issue 12: a client sending the last 6,000 characters
+        m = s["trimmed"].get("vs_bare", {}).get("median")
+        t.append(_target("6-trimmed", "Client sending the last 6,000 characters: helios-http "
+                         "median per keystroke / naive bare engine's", m, 0.2, "<=",
+                         _fmt_ratio(m)))
     return t
 
 
@@ -348,6 +353,10 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         s["typeahead"] = summarize_typeahead(results["typeahead"])
     if "jumps" in results:
         s["jumps"] = summarize_jumps(results["jumps"])
+    if "trimmed" in results:
+        from bench.scenarios import trimmed
+
+        s["trimmed"] = trimmed.summarize(results["trimmed"])
     if "quality" in results:
         s["quality"] = summarize_quality(results["quality"])
     if "startup" in results:
@@ -507,6 +516,11 @@ def markdown(report: dict[str, Any]) -> str:
                          "within file: median (n)", "new file: median (n)",
                          "file seen before: median (n)", "evaluated (median)",
                          "keys after: median", "first place (cold)"], rows)
+
+    if "trimmed" in s:
+        from bench.scenarios import trimmed
+
+        lines += trimmed.markdown(s["trimmed"])
 
     if "typeahead" in s:
         lines += ["## 3. Type-ahead", "",

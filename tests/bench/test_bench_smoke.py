@@ -126,6 +126,25 @@ def test_jumps_report_the_first_keystroke_after_a_jump(report):
     assert "### Jumps" in report["_markdown"]
 
 
+def test_trimmed_client_against_the_naive_bare_engine(report):
+    tr = report["summary"]["trimmed"]
+    for name in ("helios-http", "bare"):
+        r = tr[name]
+        assert r["keystrokes"] == 3 and r["errors"] == 0
+        assert r["model_ran"] == 3  # a new client id per key: no type-ahead answer
+        assert _positive(r["latency"]["median"]) and r["latency"]["p95"] >= r["latency"][
+            "median"]
+        assert r["prompt_tokens"]["median"] > 1000  # the 6,000 characters, not a stub
+    helios = tr["helios-http"]
+    # The new line's window is evaluated once (at the first request, or after its quick
+    # answer in the background); then the cut moves with every key, the prompt does not.
+    assert helios["evaluated_first"]["median"] + helios["background_tokens"] > 1000
+    assert helios["evaluated"]["median"] <= 5
+    assert tr["vs_bare"]["median"] > 0
+    assert {t["id"]: t["status"] for t in report["targets"]}["6-trimmed"] in {"PASS", "FAIL"}
+    assert "### A client that sends only the last 6,000 characters" in report["_markdown"]
+
+
 def test_llama_server_is_a_contender_when_built(report):
     from tests.llama_server import find_binary, missing_reason
 
