@@ -193,7 +193,7 @@ async def status(request: web.Request) -> web.Response:
 
 async def _reload(engine: Engine) -> None:
     try:
-        await engine.load()
+        await engine.load(restart=True)
     except ModelError:
         pass  # the engine logged why; /health now says "unhealthy"
     except Exception:
