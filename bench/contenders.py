@@ -623,6 +623,12 @@ class HeliosEngine:
     def _call(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
+    @property
+    def busy(self) -> bool:
+        """Whether the engine's worker runs or has queued anything (background work too)."""
+        snap = self.engine.snapshot()
+        return bool(snap["busy"] or snap["queued"])
+
     def complete(self, prefix: str, suffix: str, filename: str, max_tokens: int,
                  temperature: float = 0.0, client_id: str | None = None,
                  language: str = "python") -> Answer:

@@ -71,6 +71,22 @@ class Context:
                                    ("helios-http", "http"), ("helios-lsp", "lsp"),
                                    ("peer", "peer"), ("llama-server", "llama_server"))}
 
+    def quiesce(self, timeout: float = 120.0) -> None:
+        """Wait, untimed, until no Helios contender is working in the background (the quick
+        window's widening, cache warming): another contender's timed request must not share
+        the cores with it. In a closed-loop replay nobody pauses, so without this Helios's
+        background work would slow the others, and no real user types without pauses."""
+        deadline = time.monotonic() + timeout
+        for c in (self.http, self.lsp):
+            while c is not None and time.monotonic() < deadline:
+                engine = c.status().get("engine") or {}
+                if not engine.get("busy") and not engine.get("queued"):
+                    break
+                time.sleep(0.02)
+        if self.engine is not None:
+            while time.monotonic() < deadline and self.engine.busy:
+                time.sleep(0.02)
+
     def resync(self) -> None:
         """Re-read Helios' counters (after requests that did not go through `complete`)."""
         for c in (self.http, self.lsp):

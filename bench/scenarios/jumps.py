@@ -40,6 +40,8 @@ def run(ctx: Context, plan: list[Place], pause: float, prefetch: bool = True
         ctx.log(f"jumps {i + 1}/{len(plan)}: {place.kind} to {seg.file.name}:{place.line + 1}")
         shift = i % max(1, len(contenders))
         for c in contenders[shift:] + contenders[:shift]:
+            if c is ctx.llama_server:
+                ctx.quiesce()  # Helios's background work must not share its cores
             if c is ctx.http and prefetch:  # the editor says where the cursor landed
                 c.prefetch(seg.prefix_at(0), seg.suffix, seg.file.basename, cfg.max_tokens)
             time.sleep(pause)  # the same pause for everyone, before the first keystroke

@@ -66,6 +66,7 @@ def run(ctx: Context, segments: list[Segment],
                 if name == "helios-lsp":
                     ans = ctx.lsp.complete(uri, prefix, typed=char)
                 elif name in ("peer", "llama-server"):
+                    ctx.quiesce()
                     plain = ctx.peer if name == "peer" else ctx.llama_server
                     ans = plain.complete(ctx.plain_prompt(prefix), cfg.max_tokens, ["\n"])
                 else:
@@ -124,6 +125,7 @@ def _mirror(ctx: Context, ans: Answer, prefix: str, suffix: str, fname: str,
     """The bare model on the very work Helios just did: the same prompt tokens (minus the
     healed last token), the same number of sampled tokens."""
     bare = ctx.bare
+    ctx.quiesce()
     tokens = bare.helios_prompt(prefix, suffix, fname, ctx.config.max_tokens)
     evaluated_prompt = tokens[:-1] if bare.heals(tokens) else tokens
     n_sample = (ans.generated or 0) + sampled_not_kept(ans.stop_reason)
