@@ -100,7 +100,7 @@ class SharedEngine:
     def __init__(self, settings: Settings):
         self.settings = engine_settings(settings)
         self.paths = EnginePaths.of(engine_key(self.settings))  # raises if not private
-        self.public_url = f"shared engine {self.paths.key}"
+        self.public_url = f"engine {self.paths.key}"
         self.info: RemoteInfo | None = None
         self.engine_pid: int | None = None
         self.switches = 0  # times a vanished engine was replaced
@@ -151,7 +151,7 @@ class SharedEngine:
         self.info = RemoteInfo(model=health.get("model") or "?",
                                n_ctx=health.get("n_ctx") or self.settings.n_ctx,
                                fim=health.get("fim"), slots=1,
-                               reason=f"shared engine {self.paths.key} (pid {self.engine_pid})")
+                               reason=f"pid {self.engine_pid}")
         if self._attach is None or self._attach.done():
             self._attach = asyncio.ensure_future(self._stay_attached())
         return self.info

@@ -69,6 +69,8 @@ def _command_of(pid: int) -> str:
     words = [a for a in argv if a]
     if "helios_lsp" in words:  # python -m helios_lsp ...
         words = ["helios", *words[words.index("helios_lsp") + 1:]]
+    elif len(words) > 1 and os.path.basename(words[1]) == "helios":  # python .../helios ...
+        words = ["helios", *words[2:]]
     elif words:
         words[0] = os.path.basename(words[0])
     return " ".join(words)[:80]
