@@ -58,6 +58,14 @@ async def wait_until(client: LanguageClient, check, timeout: float = 30.0) -> di
         await asyncio.sleep(0.02)
 
 
+def settled(jobs: int):
+    """The worker is idle and `jobs` jobs have been counted: the request's answer (here,
+    its cancellation) can reach the client a moment before its job is accounted."""
+    outcomes = ("completed", "cancelled", "dropped", "failed")
+    return lambda snap: (not snap["busy"] and snap["queued"] == 0
+                         and sum(snap["stats"][k] for k in outcomes) >= jobs)
+
+
 def short_answers(client: LanguageClient) -> None:
     """From the next request on, answers of a few tokens (the running job keeps its own)."""
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
@@ -78,7 +86,7 @@ async def test_cancel_request_stops_the_running_job(lsp: StartLsp, isolated_env,
     client.cancel_request(types.CancelParams(id=msg_id))
     with pytest.raises(JsonRpcRequestCancelled):
         await answer
-    snap = await wait_until(client, lambda s: not s["busy"])
+    snap = await wait_until(client, settled(1))
     stats = snap["stats"]
     # Stopped while running (not dropped, not completed), long before its 1024 tokens.
     assert (stats["cancelled"], stats["completed"], stats["dropped"]) == (1, 0, 0)
@@ -105,7 +113,7 @@ async def test_cancelled_queued_request_never_runs(lsp: StartLsp, isolated_env, 
     client.cancel_request(types.CancelParams(id=first_id))
     with pytest.raises(JsonRpcRequestCancelled):
         await first
-    stats = (await wait_until(client, lambda s: not s["busy"] and s["queued"] == 0))["stats"]
+    stats = (await wait_until(client, settled(2)))["stats"]
     assert (stats["dropped"], stats["cancelled"], stats["completed"]) == (1, 1, 0)
 
 
@@ -124,6 +132,6 @@ async def test_newer_request_for_the_same_document_supersedes(lsp: StartLsp, iso
     # The older request answers with nothing (not an error the editor would show).
     assert isinstance(superseded, types.InlineCompletionList) and not superseded.items
     assert isinstance(newer, types.InlineCompletionList)
-    stats = (await wait_until(client, lambda s: not s["busy"]))["stats"]
+    stats = (await wait_until(client, settled(2)))["stats"]
     assert stats["superseded"] == 1 and stats["cancelled"] == 1 and stats["completed"] == 1
     assert stats["generated_tokens"] < 1024 + 8
