@@ -74,6 +74,12 @@ def rss_of(pid: int) -> dict[str, int | None]:
     return out
 
 
+def engine_busy(engine: dict[str, Any]) -> bool:
+    """Whether a Helios engine snapshot (`/status`'s `engine`) shows work: a request, or
+    warming in the background."""
+    return bool(engine.get("busy") or engine.get("queued") or engine.get("in_flight"))
+
+
 def bench_env(tmp: Path) -> dict[str, str]:
     """The environment for server subprocesses: no user HELIOS_* settings, an empty Ollama
     store (so Helios uses the embedded model), no rate limit (the bench is not a user)."""
@@ -270,6 +276,9 @@ class HeliosHTTP:
     def status(self) -> dict[str, Any]:
         status, _, payload, _ = self.http.request("GET", "/status")
         return payload if status == 200 and isinstance(payload, dict) else {}
+
+    def engine_snapshot(self) -> dict[str, Any]:
+        return self.status().get("engine") or {}
 
     def _stats(self) -> dict[str, Any] | None:
         engine = self.status().get("engine")
@@ -623,11 +632,8 @@ class HeliosEngine:
     def _call(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    @property
-    def busy(self) -> bool:
-        """Whether the engine's worker runs or has queued anything (background work too)."""
-        snap = self.engine.snapshot()
-        return bool(snap["busy"] or snap["queued"])
+    def engine_snapshot(self) -> dict[str, Any]:
+        return self.engine.snapshot()
 
     def complete(self, prefix: str, suffix: str, filename: str, max_tokens: int,
                  temperature: float = 0.0, client_id: str | None = None,
@@ -728,6 +734,9 @@ class HeliosLSP:
         result = self.rpc.call("workspace/executeCommand",
                                {"command": "helios.status", "arguments": []}, timeout=30)
         return result if isinstance(result, dict) else {}
+
+    def engine_snapshot(self) -> dict[str, Any]:
+        return self.status().get("engine") or {}
 
     def _wait_ready(self, timeout: float) -> float:
         deadline = time.monotonic() + timeout

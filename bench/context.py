@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.contenders import Bare, HeliosEngine, HeliosHTTP, HeliosLSP, LlamaServerDirect, Peer
+from bench.contenders import (
+    Bare,
+    HeliosEngine,
+    HeliosHTTP,
+    HeliosLSP,
+    LlamaServerDirect,
+    Peer,
+    engine_busy,
+)
 
 
 @dataclass(frozen=True)
@@ -71,20 +79,17 @@ class Context:
                                    ("helios-http", "http"), ("helios-lsp", "lsp"),
                                    ("peer", "peer"), ("llama-server", "llama_server"))}
 
-    def quiesce(self, timeout: float = 120.0) -> None:
-        """Wait, untimed, until no Helios contender is working in the background (the quick
-        window's widening, cache warming): another contender's timed request must not share
-        the cores with it. In a closed-loop replay nobody pauses, so without this Helios's
-        background work would slow the others, and no real user types without pauses."""
+    def quiesce(self, *contenders: HeliosHTTP | HeliosLSP | HeliosEngine | None,
+                timeout: float = 120.0) -> None:
+        """Wait, untimed, until `contenders` (default: every Helios one) work on nothing,
+        background included (the quick window's widening, cache warming): another
+        contender's timed request must not share the cores with it. In a closed-loop replay
+        nobody pauses, so without this Helios's background work would slow the others, and
+        no real user types without pauses."""
         deadline = time.monotonic() + timeout
-        for c in (self.http, self.lsp):
-            while c is not None and time.monotonic() < deadline:
-                engine = c.status().get("engine") or {}
-                if not engine.get("busy") and not engine.get("queued"):
-                    break
-                time.sleep(0.02)
-        if self.engine is not None:
-            while time.monotonic() < deadline and self.engine.busy:
+        for c in contenders or (self.http, self.lsp, self.engine):
+            while (c is not None and time.monotonic() < deadline
+                   and engine_busy(c.engine_snapshot())):
                 time.sleep(0.02)
 
     def resync(self) -> None:

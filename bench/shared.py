@@ -39,7 +39,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.contenders import ROOT, HeliosLSP, Unavailable, _Process, bench_env, free_port
+from bench.contenders import (
+    ROOT,
+    HeliosLSP,
+    Unavailable,
+    _Process,
+    bench_env,
+    engine_busy,
+    free_port,
+)
 from bench.lsp_client import LspClient, LspError
 from bench.machine import load_average, machine_info
 from bench.soak import wait_healthy
@@ -225,7 +233,7 @@ class Fleet:
                                "/status").get("engine") or {}
         else:
             engine = window.status().get("engine") or {}
-        return bool(engine.get("busy") or engine.get("queued") or engine.get("in_flight"))
+        return engine_busy(engine)
 
     def wait_idle(self, window: Window, timeout: float = 120) -> float:
         """Until the model behind `window` is idle: seconds waited."""

@@ -146,17 +146,11 @@ def _lsp_segment(ctx: Context, si: int, seg: Segment, interval: float) -> list[d
 
 def _idle_after(ctx: Context, name: str, timeout: float = 600) -> None:
     """Wait until the contender has nothing queued (so the next one runs alone)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if name == "helios-lsp":
-            engine = ctx.lsp.status().get("engine") or {}
-        elif name == "helios-http":
-            engine = ctx.http.status().get("engine") or {}
-        else:
-            return  # the peer's requests were all joined: it is idle
-        if not engine.get("busy") and not engine.get("queued"):
-            return
-        time.sleep(0.02)
+    if name == "helios-lsp":
+        ctx.quiesce(ctx.lsp, timeout=timeout)
+    elif name == "helios-http":
+        ctx.quiesce(ctx.http, timeout=timeout)
+    # the peer's requests were all joined: it is idle
 
 
 def _engine_stats(ctx: Context, name: str) -> dict[str, Any]:

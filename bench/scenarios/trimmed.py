@@ -23,7 +23,6 @@ Its tokens are reported (`background tokens`).
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from typing import Any
 
@@ -91,14 +90,8 @@ def _helios(ctx: Context, code: str, suffix: str, line: int, client: str) -> Ans
 def _idle_stats(ctx: Context, timeout: float = 300) -> dict[str, Any]:
     """Helios's engine counters once it runs nothing (no job, none queued, no background
     warming)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        engine = ctx.http.status().get("engine") or {}
-        idle = not engine.get("busy") and not engine.get("queued") and not engine.get(
-            "in_flight")
-        if idle or time.monotonic() > deadline:
-            return engine.get("stats") or {}
-        time.sleep(0.05)
+    ctx.quiesce(ctx.http, timeout=timeout)
+    return ctx.http.engine_snapshot().get("stats") or {}
 
 
 def _bare(ctx: Context, code: str) -> Answer:

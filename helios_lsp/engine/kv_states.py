@@ -88,7 +88,9 @@ class KvStates:
         llm = self._llm
         kept = common_prefix(llm.input_ids[: llm.n_tokens], prompt)
         best, best_kept = None, kept
-        if self.budget:
+        # A keystroke usually finds all but its last few tokens live: no saved state could
+        # then gain MIN_RESTORE_GAIN, so the scan is skipped (it runs twice per request).
+        if self.budget and kept <= len(prompt) - MIN_RESTORE_GAIN:
             for state in self._states.values():
                 shared = common_prefix(state.tokens, prompt)
                 if shared > best_kept:

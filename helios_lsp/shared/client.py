@@ -103,7 +103,6 @@ class SharedEngine:
         self.public_url = f"engine {self.paths.key}"
         self.info: RemoteInfo | None = None
         self.engine_pid: int | None = None
-        self.switches = 0  # times a vanished engine was replaced
         self._session: aiohttp.ClientSession | None = None
         self._attach: asyncio.Task[None] | None = None
         self._reviving: asyncio.Task[None] | None = None
@@ -274,13 +273,8 @@ class SharedEngine:
 
     async def _replace(self) -> None:
         old = self.engine_pid
-        await self._ensure_running()
-        health = await self._wait_loaded()
-        if health["state"] != "ready":
-            raise SharedLoadError(health)
-        self.engine_pid = health.get("pid")
+        await self.connect()
         if self.engine_pid != old:
-            self.switches += 1
             log.info("now on shared engine pid %s", self.engine_pid)
 
     async def close(self) -> None:

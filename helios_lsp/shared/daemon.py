@@ -81,7 +81,6 @@ class Client:
     pid: int
     command: str
     since: float = field(default_factory=time.time)
-    requests: int = 0
 
 
 @dataclass

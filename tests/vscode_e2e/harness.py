@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import free_port
+from tests.http.conftest import wait_for as http_wait_for
 from tests.vscode_e2e import prereqs
 
 EXTENSION_ID = "helios.helios-vscode"
@@ -89,14 +90,7 @@ USER_SETTINGS: dict[str, Any] = {
 def wait_for(
     predicate: Callable[[], Any], what: str, timeout: float = 30.0, interval: float = 0.1
 ) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for: {what}")
-        time.sleep(interval)
+    return http_wait_for(predicate, what, timeout, interval)
 
 
 def pids_matching(*needles: str) -> list[int]:
