@@ -154,18 +154,21 @@ def _remote_model(settings: Settings) -> int:
     """What an engine server will be asked for, and why; it is asked now."""
     import asyncio
 
-    from helios_lsp.engine import EngineError
-    from helios_lsp.engine.remote import make_remote
+    from helios_lsp.engine import EngineError, EngineStats
+    from helios_lsp.engine.backends import make_backend
+    from helios_lsp.engine.remote import RemoteEngine
 
-    remote = make_remote(settings.replace(share=False))  # asked directly, not via a share
-    assert remote is not None
+    # Asked directly, not through a shared engine.
+    remote = make_backend(settings.replace(share=False), EngineStats())
+    assert isinstance(remote, RemoteEngine)
     print(f"HELIOS_ENGINE: {settings.engine} at {remote.public_url}"
           + (" (with HELIOS_ENGINE_API_KEY)" if settings.engine_api_key else ""))
     print("HELIOS_MODEL is not used: the engine server holds the model")
 
     async def ask():
         try:
-            return await remote.connect()
+            await remote.connect()
+            return remote.info
         finally:
             await remote.close()
 
@@ -177,7 +180,7 @@ def _remote_model(settings: Settings) -> int:
     print(f"Uses: {info.model}"
           + (" (HELIOS_ENGINE_MODEL)" if settings.engine_model else " (as the server names it)"))
     print(f"  context: {info.n_ctx} tokens, {info.slots} request(s) at once")
-    print(f"  prompts: {info.reason}")
+    print(f"  prompts: {info.prompt_mode}")
     return 0
 
 

@@ -89,6 +89,20 @@ class Settings(BaseModel):
     # to a place (engine/kv_states.py); 0 keeps only the live cache.
     kv_cache_ram: int = Field(256, ge=0, le=1_048_576, description="MiB for saved KV states")
 
+    # --- context from other files (engine/crossfile.py) ---
+    # Tokens of the block of other files' snippets before the file's window (0: none); at
+    # most half the prompt, so the file's own window keeps its share.
+    context_tokens: int = Field(1024, ge=0, le=65_536)
+    # Index the workspace folders (the LSP's; open documents and recent edits are used
+    # either way).
+    context_workspace: bool = True
+    context_max_files: int = Field(10_000, ge=0, le=1_000_000, description="files indexed")
+    context_max_bytes: int = Field(64 * 1024 * 1024, ge=0, le=1 << 34,
+                                   description="bytes read to index the workspace")
+    # Comma-separated file-name patterns never read, beyond the built-in ones (.env*, *.pem,
+    # *.key, id_*, ...).
+    context_secrets: str | None = Field(None, max_length=4096)
+
     # --- request defaults and bounds (the REST API documents these) ---
     # max_tokens (the default) must not exceed max_tokens_limit (checked below).
     max_tokens: Annotated[int, max_tokens_range()] = DEFAULT_MAX_TOKENS

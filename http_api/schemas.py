@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -35,6 +36,12 @@ from http_api.errors import ErrorCode
 MAX_POSITION = 2**31 - 1
 MAX_LANGUAGE_CHARS = 64
 MAX_FILENAME_CHARS = 4096
+# The optional `context` of /complete and /prefetch: other files the client has open or
+# edited. Enough for the visible editors and a few recent files; the engine chooses which
+# of their lines go in the prompt.
+MAX_CONTEXT_FILES = 16
+MAX_CONTEXT_FILE_CHARS = 256 * 1024
+MAX_CONTEXT_CHARS = 512 * 1024
 
 
 def _no_lone_surrogates(value: Any) -> Any:
@@ -80,6 +87,22 @@ class Position(_Strict):
     character: Annotated[StrictInt, Field(ge=0, le=MAX_POSITION)]
 
 
+class ContextFile(_Strict):
+    """Another file of the user's (open in the editor, or edited lately)."""
+
+    filename: Annotated[Filename, Field(
+        min_length=1, description="Its path, relative to the workspace folder if it has one")]
+    text: Annotated[_text(MAX_CONTEXT_FILE_CHARS), Field(description="Its text")]
+
+
+def _context_size(files: list[ContextFile] | None) -> list[ContextFile] | None:
+    if files is not None and sum(len(f.text) for f in files) > MAX_CONTEXT_CHARS:
+        raise PydanticCustomError(
+            "context_too_large",
+            f"the context files hold more than {MAX_CONTEXT_CHARS} characters together")
+    return files
+
+
 class CompletionRequest(_Strict):
     """`code` is the text before the cursor; `suffix`, when sent, the text after it."""
 
@@ -92,6 +115,12 @@ class CompletionRequest(_Strict):
         description="Generation temperature 0-1")] = DEFAULT_TEMPERATURE
     suffix: Annotated[Text, Field(
         description="The code after the cursor (optional; enables fill-in-the-middle)")] = ""
+    context: Annotated[list[ContextFile] | None, Field(
+        max_length=MAX_CONTEXT_FILES,
+        description="Other files the user has open or edited lately (optional): Helios "
+                    "puts the parts that matter at the cursor before the file in the "
+                    "prompt. Files named like secrets (.env, *.pem, *.key, id_*) are "
+                    "ignored."), AfterValidator(_context_size)] = None
 
 
 def completion_request_model(settings: Settings) -> type[CompletionRequest]:
@@ -188,6 +217,7 @@ class Empty(_Strict):
 __all__ = [
     "CompletionRequest",
     "CompletionResponse",
+    "ContextFile",
     "Empty",
     "ErrorResponse",
     "HealthResponse",

@@ -79,17 +79,29 @@ def model_not_loaded(engine: Engine) -> ApiError:
                     _state_detail(engine) + _advice(engine))
 
 
-def completion_input(body: CompletionRequest) -> CompletionInput:
+# A `code` this long whose line breaks are as many as `position.line` may have been cut at a
+# character count by a client that counts `position.line` in the text it sends: its first
+# line may then be part of a line, which moves with every keystroke (docs/api.md).
+MAYBE_CUT_CHARS = 4096
+
+
+def completion_input(engine: Engine, body: CompletionRequest,
+                     client: str | None) -> CompletionInput:
     """What the engine is asked, for /complete and /prefetch alike. `code` may be only the
     end of the text before the cursor (clients bound what they send): `position.line`
     says where it ends, so where it starts is known (line breaks counted as the engine
-    will see them: CR LF once, a lone CR too)."""
+    will see them: CR LF once, a lone CR too). Either reading of `position.line` works:
+    counted in the file, or in the text sent. The request's `context` files go to the
+    engine's sources of context."""
     code = body.code
     breaks = code.count("\n") + code.count("\r") - code.count("\r\n")
+    first_line = max(0, body.position.line - breaks)
+    if body.context:
+        engine.crossfile.offer(client or "", [(f.filename, f.text) for f in body.context])
     return CompletionInput(prefix=code, suffix=body.suffix, language=body.language,
                            filename=body.filename, max_tokens=body.max_tokens,
-                           temperature=body.temperature,
-                           first_line=max(0, body.position.line - breaks))
+                           temperature=body.temperature, first_line=first_line,
+                           cut=first_line == 0 and len(code) >= MAYBE_CUT_CHARS)
 
 
 async def complete(request: web.Request) -> web.Response:
@@ -102,7 +114,7 @@ async def complete(request: web.Request) -> web.Response:
     runtime.enter()  # from here on, a stop waits for this request
     try:
         out = await engine.complete(
-            completion_input(body),
+            completion_input(engine, body, client),
             # Supersession is per (client, document): only for clients that name themselves.
             client_id=client, document=body.filename if client is not None else None,
         )
@@ -134,7 +146,9 @@ async def prefetch(request: web.Request) -> web.Response:
     while it is idle, so the first keystroke there finds it in the cache."""
     engine, runtime = request.app[ENGINE], request.app[RUNTIME]
     body = await read_model(request, runtime.request_model, runtime.settings.request_timeout)
-    started = engine.prefetch(completion_input(body))
+    client = client_id(request)
+    started = engine.prefetch(completion_input(engine, body, client), client_id=client,
+                              document=body.filename if client is not None else None)
     return web.json_response({"accepted": started}, status=202)
 
 
@@ -167,6 +181,7 @@ def _health_detail(engine: Engine, status: HealthStatus) -> str:
 
 async def status(request: web.Request) -> web.Response:
     engine, runtime = request.app[ENGINE], request.app[RUNTIME]
+    await engine.refresh()  # the shared engine's own counts
     settings, guard = runtime.settings, runtime.connections
     body = StatusResponse(
         server_status="stopping" if runtime.draining else "running",

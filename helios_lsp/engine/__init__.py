@@ -1,6 +1,6 @@
 """The completion engine: model, prompt, decoding and cleaning. LSP and HTTP adapt it."""
 
-from helios_lsp.engine.core import Engine, EngineStats
+from helios_lsp.engine.core import Engine
 from helios_lsp.engine.errors import (
     CompletionFailedError,
     EngineError,
@@ -13,11 +13,14 @@ from helios_lsp.engine.errors import (
 )
 from helios_lsp.engine.languages import SUPPORTED_IDS, detect
 from helios_lsp.engine.model_source import ResolvedModel, resolve_model
+from helios_lsp.engine.stats import EngineStats
 from helios_lsp.engine.text import normalize_newlines
 from helios_lsp.engine.types import (
     CompletionInput,
     CompletionOutput,
+    ContextBlock,
     EngineState,
+    Snippet,
     StopReason,
     describe_state,
 )
@@ -27,6 +30,7 @@ __all__ = [
     "CompletionFailedError",
     "CompletionInput",
     "CompletionOutput",
+    "ContextBlock",
     "Engine",
     "EngineError",
     "EngineOverloadedError",
@@ -38,6 +42,7 @@ __all__ = [
     "ModelNotFoundError",
     "ModelNotLoadedError",
     "ResolvedModel",
+    "Snippet",
     "StopReason",
     "describe_state",
     "detect",

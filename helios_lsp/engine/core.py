@@ -1,44 +1,44 @@
-"""The engine: one model, one worker thread that owns it, jobs that callers await.
+"""The engine: what Helios adds on top of whichever backend runs the model.
 
-Every caller (HTTP, LSP, CLI) goes through `Engine.complete`, which never blocks the
-event loop. Jobs run one at a time in submission order:
-- a cancelled job that is still queued never runs; a running one stops at its next
-  prompt chunk or token;
-- a newer job for the same (client, document) supersedes the older one;
-- loading and reloading are jobs too, so they never overlap a generation.
+Every caller (HTTP, LSP, CLI) goes through `Engine.complete`, which never blocks the event
+loop. The backend (backend.py: llama.cpp here, an engine server, or the shared engine)
+builds the prompt and runs it; the Engine holds:
+- type-ahead: a keystroke that types what the last suggestion predicted is answered at once;
+- supersession: a newer request for the same (client, document) stops the older one;
+- the in-flight bound, shared by every caller;
+- the context from other files (crossfile.py): a block chosen per document and place,
+  evaluated in the background and only then put in use, so no keystroke pays for it;
+- background warming (prefetch, widening the quick window, new context blocks), which runs
+  only while the backend is idle and which any request preempts;
+- state, loading and recovery, and the counters /status shows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
+from helios_lsp.engine.backend import Backend, Key, Warmed
+from helios_lsp.engine.backends import make_backend
+from helios_lsp.engine.crossfile import CrossFile, DocKey
 from helios_lsp.engine.errors import (
     CompletionFailedError,
     EngineError,
     EngineOverloadedError,
     EngineUnreachableError,
     InvalidModelFileError,
-    JobCancelledError,
     ModelError,
     ModelNotFoundError,
     ModelNotLoadedError,
 )
-from helios_lsp.engine.jobs import Job, JobRunner
-from helios_lsp.engine.languages import Language, detect
-from helios_lsp.engine.model import LoadedModel
-from helios_lsp.engine.model_probe import ModelRefusedError, check_model_file, default_cache_dir
-from helios_lsp.engine.model_source import ResolvedModel, resolve_model
-from helios_lsp.engine.postprocess import Cleaner, analyse
-from helios_lsp.engine.prompt import Prompt, PromptBuilder
-from helios_lsp.engine.remote import Generated, make_remote
+from helios_lsp.engine.model_probe import ModelRefusedError
+from helios_lsp.engine.stats import EngineStats
 from helios_lsp.engine.text import normalize_input
 from helios_lsp.engine.typeahead import TypeAhead
 from helios_lsp.engine.types import (
@@ -51,31 +51,6 @@ from helios_lsp.engine.types import (
 from helios_lsp.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# A place whose prompt needs more tokens evaluated than this is "cold": its first request is
-# answered from the quick window (settings.quick_window_lines). ~1 s of prompt evaluation
-# for the embedded model on 2 cores; a bigger model is slower per token, so gains more.
-QUICK_WHEN_COLD_ABOVE = 384
-
-
-@dataclass
-class EngineStats:
-    requests: int = 0
-    completed: int = 0
-    cancelled: int = 0  # stopped while running (cancelled by their caller or superseded)
-    dropped: int = 0  # cancelled or superseded before any of their tokens was evaluated
-    superseded: int = 0  # replaced by a newer job for the same document (queued or running)
-    failed: int = 0
-    typeahead_hits: int = 0
-    prompt_tokens_evaluated: int = 0
-    prompt_tokens_reused: int = 0
-    generated_tokens: int = 0
-    loads: int = 0
-    # Cache warming before a request (prefetch): started, and prompt tokens it evaluated.
-    prefetches: int = 0
-    prefetch_tokens: int = 0
-    # First requests at a cold place answered from the quick window.
-    quick_answers: int = 0
 
 
 def _public_reason(exc: BaseException) -> str:
@@ -96,44 +71,32 @@ def _public_reason(exc: BaseException) -> str:
     return "the model could not be loaded (see the server log)"
 
 
-def geometric_mean(probs: list[float]) -> float:
-    if not probs:
-        return 0.0
-    return math.exp(sum(math.log(max(p, 1e-12)) for p in probs) / len(probs))
+@dataclasses.dataclass
+class _Warming:
+    """Background work waiting for an idle moment: the prompt for `inp`, for the document
+    `doc` (whose pending context block is put in use once it is warm)."""
 
+    inp: CompletionInput
+    doc: DocKey | None = None
 
-def confidence_of(text: str, probs: list[float]) -> float:
-    """The suggestion's confidence: the geometric mean of its tokens' probabilities."""
-    return round(min(1.0, max(0.0, geometric_mean(probs))), 4) if text else 0.0
 
 class Engine:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.state = EngineState.NOT_LOADED
-        self.resolved: ResolvedModel | None = None
         self.load_error: str | None = None  # full reason, for logs and the local user
         self.load_error_public: str | None = None  # without paths, for HTTP clients
         self.stats = EngineStats()
-        self.last_job: dict[str, Any] = {}
-        self._model: LoadedModel | None = None
-        self._builder: PromptBuilder | None = None
-        self._quick_builder: PromptBuilder | None = None
-        self._jobs = JobRunner()
+        self.backend: Backend = make_backend(settings, self.stats)
+        self.crossfile = CrossFile(settings)
         self._loading: asyncio.Task[None] | None = None
         self._typeahead = TypeAhead()
         self._listeners: list[Callable[[EngineState], None]] = []
-        self._completions: set[Job] = set()  # completion jobs awaited by a caller
-        # An engine server instead of llama.cpp here: no worker, as many requests at once
-        # as the server takes (the in-flight bound still applies).
-        self._remote = make_remote(settings)
-        self._remote_jobs: set[asyncio.Task[Generated]] = set()
-        self._remote_latest: dict[tuple[str, str], asyncio.Task[Generated]] = {}
-        self._superseded: set[asyncio.Task[Generated]] = set()
         self._recovery: asyncio.Task[None] | None = None
-        self.prefetching: asyncio.Future[Any] | None = None  # the latest cache warming
-        # A place answered from the quick window whose full window is not warm yet: warmed
-        # whenever the worker is idle (a keystroke preempts it; the next idle moment goes on).
-        self._widen: CompletionInput | None = None
+        self.prefetching: asyncio.Future[Any] | None = None  # the latest background warming
+        # What to warm at the next idle moment: the full window of a place answered from
+        # the quick window, or a place with a new context block.
+        self._next_warm: _Warming | None = None
 
     # --- state ----------------------------------------------------------------
 
@@ -145,14 +108,15 @@ class Engine:
     def in_flight(self) -> int:
         """Completion jobs queued or running, whoever asked (a superseded one stops
         counting the moment it is dropped)."""
-        return (sum(1 for job in self._completions if not job.future.done())
-                + sum(1 for task in self._remote_jobs if not task.done()))
+        return self.backend.in_flight
 
     @property
     def model_name(self) -> str | None:
-        if self._remote is not None:
-            return self._remote.info.model if self._remote.info else None
-        return self.resolved.name if self.resolved is not None else None
+        return self.backend.model_name
+
+    @property
+    def last_job(self) -> dict[str, Any]:
+        return self.backend.last_job
 
     @property
     def retrying(self) -> bool:
@@ -177,35 +141,32 @@ class Engine:
             except Exception:  # a listener must not break the engine
                 log.exception("engine state listener failed")
 
+    async def refresh(self) -> None:
+        """Bring what `snapshot` reports up to date (the shared engine's own counts)."""
+        with contextlib.suppress(Exception):  # a status must answer whatever happens
+            await self.backend.refresh()
+
     def snapshot(self) -> dict[str, Any]:
-        """Counters and facts for /status and helios.status."""
-        model = self._model
-        return {
+        """Counters and facts for /status and helios.status: this engine, and the whole
+        chain it runs on (see Backend.report)."""
+        report = {
             "state": self.state.value,
-            "model_name": self.model_name,
-            "model_source": self.resolved.source if self.resolved else None,
-            "fim": model.fim.family if model is not None and model.fim else None,
-            "n_ctx": model.n_ctx if model is not None else None,
-            **self._remote_snapshot(),
             "n_threads": self.settings.n_threads,
-            "queued": self._jobs.queued,
-            "in_flight": self.in_flight,
-            "max_in_flight": self.settings.max_in_flight,
-            "busy": self._jobs.busy,
-            "load_error": self.load_error_public,
+            "queued": 0,
+            "busy": False,
             "stats": asdict(self.stats),
             "last_job": dict(self.last_job),
+            **self.backend.report(),
+            "in_flight": self.in_flight,
+            "max_in_flight": self.settings.max_in_flight,
+            "load_error": self.load_error_public,
+            "context": self.crossfile.describe(),
         }
-
-    def _remote_snapshot(self) -> dict[str, Any]:
-        remote = self._remote
-        if remote is None:
-            return {"backend": "local"}
-        info = remote.info
-        return {"backend": remote.kind, "engine_url": remote.public_url,
-                "model_source": remote.kind, "fim": info.fim if info else None,
-                "n_ctx": info.n_ctx if info else None, "slots": info.slots if info else None,
-                "prompt_mode": info.reason if info else None}
+        if report["context"]["enabled"]:
+            last = report["last_job"]
+            report["context"]["last_prompt"] = {"files": list(last.get("context_files") or ()),
+                                                "tokens": last.get("context_tokens", 0)}
+        return report
 
     def set_share(self, share: bool) -> None:
         """Before the first load: use the user's shared engine, or hold the model here (the
@@ -213,14 +174,14 @@ class Engine:
         if self.state is not EngineState.NOT_LOADED or share == self.settings.share:
             return
         self.settings = self.settings.replace(share=share)
-        self._remote = make_remote(self.settings)
+        self.backend = make_backend(self.settings, self.stats)
 
     # --- loading --------------------------------------------------------------
 
     async def load(self, *, restart: bool = False) -> None:
-        """Resolve and load the model (or reload it). Concurrent calls join one load.
-        `restart`: the user asked for it, so a shared engine reloads too (its model file
-        may have been replaced).
+        """Load the model or reach the engine server (or reload). Concurrent calls join one
+        load. `restart`: the user asked for it, so a shared engine reloads too (its model
+        file may have been replaced).
 
         The load runs as its own task: a caller that stops waiting does not stop it.
         Raises ModelError when it fails; the engine then stays in FAILED."""
@@ -235,12 +196,7 @@ class Engine:
         self._set_state(EngineState.LOADING)
         started = time.monotonic()
         try:
-            if self._remote is not None:
-                info = await self._remote.connect(restart=restart)
-                reason = f"{self._remote.kind} at {self._remote.public_url}; {info.reason}"
-            else:
-                resolved = await self._jobs.run(self._load_in_worker)
-                reason = resolved.reason
+            reason = await self.backend.connect(restart=restart)
         except BaseException as exc:
             if self.state is EngineState.CLOSED:
                 raise ModelError("the engine was shut down during the load") from None
@@ -255,8 +211,6 @@ class Engine:
             raise ModelError(self.load_error) from exc
         if self.state is EngineState.CLOSED:  # close() ran meanwhile and freed the model
             raise ModelError("the engine was shut down during the load")
-        if self._remote is None:
-            self.resolved = resolved
         self.load_error = self.load_error_public = None
         self.stats.loads += 1
         self._set_state(EngineState.READY)
@@ -275,40 +229,14 @@ class Engine:
             delay = min(delay * 2, 15.0)
             if self.state is not EngineState.FAILED:
                 return
-            assert self._remote is not None
             try:  # a quiet probe: the state stays FAILED until the server answers
-                await self._remote.connect(restart=False)
+                await self.backend.connect(restart=False)
             except EngineError:
                 continue
-            log.info("the engine server at %s is back", self._remote.public_url)
+            log.info("the engine server is back")
             with contextlib.suppress(ModelError):
                 await self.load()
             return
-
-    def _load_in_worker(self, job: Job) -> ResolvedModel:
-        if self._model is not None:  # free the old weights before mapping new ones
-            self._model.close()
-            self._model = self._builder = self._quick_builder = None
-        resolved = resolve_model(self.settings.model)
-        cache_dir = self.settings.cache_dir
-        check_model_file(resolved.path, n_threads=self.settings.n_threads,
-                         cache_dir=Path(cache_dir) if cache_dir else default_cache_dir())
-        model = LoadedModel(resolved, self.settings)
-        self._model = model
-        self._builder = PromptBuilder(
-            model.encode, n_ctx=model.n_ctx, bos=model.bos, fim=model.fim,
-            prefix_lines=self.settings.prefix_lines, suffix_lines=self.settings.suffix_lines,
-            encode_continuation=model.encode_continuation,
-        )
-        quick_lines = min(self.settings.quick_window_lines, self.settings.prefix_lines)
-        if 0 < quick_lines < self.settings.prefix_lines:
-            self._quick_builder = PromptBuilder(
-                model.encode, n_ctx=model.n_ctx, bos=model.bos, fim=model.fim,
-                prefix_lines=quick_lines,
-                suffix_lines=min(self.settings.suffix_lines, quick_lines // 2),
-                encode_continuation=model.encode_continuation,
-            )
-        return resolved
 
     # --- completion -----------------------------------------------------------
 
@@ -323,236 +251,125 @@ class Engine:
             raise ModelNotLoadedError(describe_state(self.state, self.load_error_public))
         self.stats.requests += 1
         started = time.perf_counter()
-        cache_key = (client_id or "", document or inp.filename)
+        doc: DocKey = (client_id or "", document or inp.filename)
         if self.settings.typeahead:
-            hit = self._typeahead.lookup(cache_key, inp)
+            hit = self._typeahead.lookup(doc, inp)
             if hit is not None:
                 self.stats.typeahead_hits += 1
                 self.stats.completed += 1
-                self._resume_widening()  # the worker is free while type-ahead answers
+                self._resume_background()  # the worker is free while type-ahead answers
                 return CompletionOutput(hit[0], hit[1], stop_reason=StopReason.TYPEAHEAD,
                                         from_typeahead=True,
                                         seconds=time.perf_counter() - started)
-        key = (client_id, document) if client_id is not None and document is not None else None
+        key: Key | None = ((client_id, document) if client_id is not None
+                           and document is not None else None)
         # A newer keystroke frees its older job's place first (run() would find none left).
-        if key is not None and self._supersede(key):
+        if key is not None and self.backend.supersede(key):
             self.stats.superseded += 1
         if self.in_flight >= self.settings.max_in_flight:
             raise EngineOverloadedError(self.settings.max_in_flight)
-        if self._remote is not None:
-            out = await self._complete_remote(inp, key)
-        else:
-            out = await self._jobs.run(
-                lambda job: self._complete_in_worker(job, inp), key, on_done=self._account,
-                track=self._completions,
-            )
-            if out.quick:  # widen: the full window, for the keystrokes that follow
-                self._widen = inp
-            self._resume_widening()
-        self._typeahead.remember(cache_key, inp, out.text, out.confidence)
+        if inp.context is None:  # the block in use for this document, never a new one
+            inp = dataclasses.replace(inp, context=self.crossfile.in_use(doc))
+            self._choose_context(doc, inp)
+        out = await self.backend.complete(inp, key)
+        if out.quick and not getattr(self.backend, "widens_itself", False):
+            # Widen: the full window (with the document's next block, if one is chosen),
+            # for the keystrokes that follow.
+            self._next_warm = _Warming(inp, doc)
+        self._resume_background()
+        self._typeahead.remember(doc, inp, out.text, out.confidence)
         return out
 
-    def _supersede(self, key: tuple[str, str]) -> bool:
-        """Cancel the job in flight for `key` as superseded; whether there was one."""
-        if self._remote is None:
-            return self._jobs.supersede(key)
-        older = self._remote_latest.get(key)
-        if older is None or older.done():
-            return False
-        self._superseded.add(older)
-        older.cancel()  # closes its connection: the server stops generating
-        return True
+    # --- the context from other files -------------------------------------------------------
+
+    def _choose_context(self, doc: DocKey, inp: CompletionInput, *, pause: bool = False) -> None:
+        """Choose a block for where the user is, in the background, when the place is new
+        (or after a pause); a new block is warmed before it is used."""
+        task = self.crossfile.choose(doc, inp, pause=pause)
+        if task is not None:
+            task.add_done_callback(lambda done: self._chosen(done, doc, inp))
+
+    def _chosen(self, task: asyncio.Future[Any], doc: DocKey, inp: CompletionInput) -> None:
+        new = not task.cancelled() and task.exception() is None and task.result() is not None
+        if new and (self._next_warm is None or self._next_warm.doc != doc):
+            self._next_warm = _Warming(inp, doc)  # warm the new block where the user is
+        self._resume_background()
+
+    def pause(self, inp: CompletionInput, *, client_id: str | None = None,
+              document: str | None = None) -> None:
+        """The user paused at `inp`'s place (adapters call this when edits stop): the block
+        for it may be chosen again."""
+        if self.ready and self.crossfile.enabled:
+            doc: DocKey = (client_id or "", document or inp.filename)
+            self._choose_context(doc, normalize_input(inp), pause=True)
 
     # --- warming the cache before a request ----------------------------------------------
 
-    def prefetch(self, inp: CompletionInput) -> bool:
+    def prefetch(self, inp: CompletionInput, *, client_id: str | None = None,
+                 document: str | None = None) -> bool:
         """Evaluate the prompt for `inp` in the background, so that a request at that place
         finds it in the KV cache (the editor opened a file or moved the cursor, the user has
         not typed yet). Only when the engine is idle; any real request preempts it. Returns
-        whether it was started."""
-        self._widen = None  # the editor says where the user is now: that place is warmed
-        return self._warm(inp)
-
-    def _resume_widening(self) -> None:
-        if self._widen is not None:
-            self._warm(self._widen)
-
-    def _warm(self, inp: CompletionInput) -> bool:
-        if not self.ready or self.in_flight or not self._jobs.idle:
-            return False
+        whether it was started (or will be, once the place's context block is chosen)."""
+        doc: DocKey = (client_id or "", document or inp.filename)
         inp = normalize_input(inp)
+        # The editor says where the user is now: that place is warmed, nothing older.
+        self._next_warm = warming = _Warming(inp, doc)
+        if inp.context is None:
+            self._choose_context(doc, inp, pause=True)
+        if self._warm(warming):
+            return True
+        return self.ready and self.backend.idle and self.crossfile.choosing(doc)
+
+    async def warm_now(self, inp: CompletionInput) -> Warmed:
+        """Warm `inp`'s place now and wait for it (the shared engine, for a forwarder that
+        puts a new context block in use once it is warm). Not finished when busy."""
+        if not self.ready or not self.backend.idle:
+            return Warmed(0, False)
+        self._warm(_Warming(inp))
+        assert self.prefetching is not None
+        try:
+            return await asyncio.shield(self.prefetching)
+        except (asyncio.CancelledError, EngineError):
+            return Warmed(0, False)
+
+    def _resume_background(self) -> None:
+        if self._next_warm is not None:
+            self._warm(self._next_warm)
+
+    def _warm(self, warming: _Warming) -> bool:
+        if not self.ready or not self.backend.idle:
+            return False
+        if self.crossfile.choosing(warming.doc):  # its block is a moment away: wait for it
+            return False
+        inp = normalize_input(warming.inp)
+        if warming.doc is not None and (block := self.crossfile.next_block(warming.doc)):
+            inp = dataclasses.replace(inp, context=block)
+        elif inp.context is None:
+            inp = dataclasses.replace(inp, context=self.crossfile.in_use(warming.doc))
         self.stats.prefetches += 1
-        if self._remote is not None:
-            task = asyncio.ensure_future(self._remote.warm(inp))
-        else:
-            task = asyncio.ensure_future(self._jobs.run(
-                lambda job: self._prefetch_in_worker(job, inp), background=True))
-        task.add_done_callback(lambda done: self._count_prefetch(done, inp))
+        task = asyncio.ensure_future(self.backend.warm(inp))
+        task.add_done_callback(lambda done: self._warmed(done, warming, inp))
         self.prefetching = task
         return True
 
-    def _count_prefetch(self, task: asyncio.Future[Any], inp: CompletionInput) -> None:
-        if task.cancelled() or task.exception() is not None:
+    def _warmed(self, task: asyncio.Future[Warmed], warming: _Warming,
+                inp: CompletionInput) -> None:
+        if task.cancelled():
             return
-        result = task.result()  # (evaluated, finished) here; tokens from an engine server
-        evaluated, finished = result if isinstance(result, tuple) else (result or 0, True)
-        self.stats.prefetch_tokens += evaluated
-        if finished and self._widen is inp:
-            self._widen = None
-
-    def _prefetch_in_worker(self, job: Job, inp: CompletionInput) -> tuple[int, bool]:
-        """Tokens evaluated, and whether all of it was done (not preempted)."""
-        model, builder = self._model, self._builder
-        if model is None or builder is None:
-            return 0, True
-        lang, max_tokens, prompt = self._prompt(model, builder, inp)
-        evaluated = 0
-        quick = self._quick_prompt(model, inp, lang, max_tokens, prompt)
-        if quick is not None:  # the window the first keystroke here will be answered from
-            evaluated += model.warm(quick.tokens, job.is_cancelled)
-        if not job.is_cancelled():
-            evaluated += model.warm(prompt.tokens, job.is_cancelled)
-        return evaluated, not job.is_cancelled()
-
-    @staticmethod
-    def _prompt(model: LoadedModel, builder: PromptBuilder,
-                inp: CompletionInput) -> tuple[Language, int, Prompt]:
-        """The language, the tokens to generate at most, and the prompt for `inp`: the same
-        for a completion and for warming the cache ahead of it."""
-        lang = detect(inp.language, inp.filename)
-        max_tokens = min(inp.max_tokens, max(1, model.n_ctx // 2))
-        return lang, max_tokens, builder.build(inp.prefix, inp.suffix, lang, inp.filename,
-                                               max_tokens, first_line=inp.first_line)
-
-    def _quick_prompt(self, model: LoadedModel, inp: CompletionInput, lang: Language,
-                      max_tokens: int, full: Prompt) -> Prompt | None:
-        """The quick window's prompt when `full` is cold (no KV cache holds most of it: a
-        new file, a far jump) and the quick one costs at most half as much; else None.
-
-        "Answer fast, then widen": the first request at a new place is answered from the
-        last few lines, and the full window is evaluated next, in the background, for the
-        keystrokes that follow (most of which type-ahead answers meanwhile). Both states
-        are kept (kv_states), so neither evicts the other."""
-        quick = self._quick_builder
-        if quick is None:
-            return None
-        cold = model.cold_tokens(full.tokens)
-        if cold <= QUICK_WHEN_COLD_ABOVE:
-            return None
-        short = quick.build(inp.prefix, inp.suffix, lang, inp.filename, max_tokens,
-                            first_line=inp.first_line)
-        return short if 2 * model.cold_tokens(short.tokens) <= cold else None
-
-    def _account(self, future: asyncio.Future[Any]) -> None:
-        """Count a finished completion job (on the loop, never from the worker)."""
-        exc = future.exception() if not future.cancelled() else None
-        if isinstance(exc, JobCancelledError):
-            if exc.evaluated == 0 and exc.generated == 0:
-                self.stats.dropped += 1  # no token of it was evaluated
-            else:
-                self.stats.cancelled += 1
-            self.stats.prompt_tokens_evaluated += exc.evaluated
-            self.stats.generated_tokens += exc.generated
+        if task.exception() is not None:  # it would fail again: not retried
+            log.debug("warming failed: %r", task.exception())
+            if self._next_warm is warming:
+                self._next_warm = None
             return
-        if exc is not None or future.cancelled():
-            self.stats.failed += 1
-            return
-        self._record(future.result())
-
-    def _record(self, out: CompletionOutput) -> None:
-        """Count a completion the model (or the engine server) produced."""
-        self.stats.completed += 1
-        self.stats.quick_answers += out.quick
-        self.stats.prompt_tokens_evaluated += out.evaluated_tokens
-        self.stats.prompt_tokens_reused += out.reused_tokens
-        self.stats.generated_tokens += out.generated_tokens
-        self.last_job = {
-            "prompt_tokens": out.prompt_tokens, "evaluated_tokens": out.evaluated_tokens,
-            "reused_tokens": out.reused_tokens, "generated_tokens": out.generated_tokens,
-            "stop_reason": out.stop_reason, "seconds": round(out.seconds, 4),
-            "quick": out.quick,
-        }
-
-    def _complete_in_worker(self, job: Job, inp: CompletionInput) -> CompletionOutput:
-        model, builder = self._model, self._builder
-        if model is None or builder is None:
-            raise ModelNotLoadedError("the model is not loaded")
-        started = time.perf_counter()
-        lang, max_tokens, prompt = self._prompt(model, builder, inp)
-        quick = self._quick_prompt(model, inp, lang, max_tokens, prompt)
-        if quick is not None:
-            prompt = quick
-        cleaner = Cleaner(analyse(inp.prefix, inp.suffix, lang))
-        decoded = model.decode(
-            prompt.tokens, max_tokens=max_tokens, temperature=inp.temperature,
-            time_budget=self.settings.time_budget, cancelled=job.is_cancelled,
-            should_stop=lambda text: cleaner.cut(text) is not None,
-            min_prob=self.settings.min_token_prob,
-        )
-        text, cut_reason = cleaner.finish(decoded.text())
-        out = CompletionOutput(
-            text=text,
-            confidence=confidence_of(text, decoded.probs_for(len(text))),
-            prompt_tokens=len(prompt.tokens),
-            evaluated_tokens=decoded.evaluated,
-            reused_tokens=decoded.reused,
-            generated_tokens=len(decoded.tokens),
-            stop_reason=cut_reason or decoded.stop_reason,
-            seconds=time.perf_counter() - started,
-            quick=quick is not None,
-        )
-        return out
-
-    async def _complete_remote(self, inp: CompletionInput,
-                               key: tuple[str, str] | None) -> CompletionOutput:
-        remote = self._remote
-        assert remote is not None
-        started = time.perf_counter()
-        lang = detect(inp.language, inp.filename)
-        cleaner = Cleaner(analyse(inp.prefix, inp.suffix, lang))
-        task = asyncio.ensure_future(remote.generate(
-            inp, lang, cleaner, max_tokens=inp.max_tokens, min_prob=self.settings.min_token_prob,
-            time_budget=self.settings.time_budget))
-        self._remote_jobs.add(task)
-        if key is not None:
-            self._remote_latest[key] = task
-        try:
-            generated = await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if task in self._superseded and not (current and current.cancelling()):
-                self.stats.dropped += 1
-                raise JobCancelledError("superseded") from None
-            task.cancel()
-            self.stats.cancelled += 1
-            raise
-        except EngineUnreachableError as exc:
-            self.stats.failed += 1
-            if self.state is EngineState.READY:  # it went away: say so, and watch for it
-                self.load_error = self.load_error_public = str(exc)
-                log.warning("%s", exc)
-                self._set_state(EngineState.FAILED)
-                self._recover()
-            raise
-        except EngineError:
-            self.stats.failed += 1
-            raise
-        finally:
-            self._remote_jobs.discard(task)
-            self._superseded.discard(task)
-            if key is not None and self._remote_latest.get(key) is task:
-                del self._remote_latest[key]
-        text, cut_reason = ((generated.text, None) if generated.final
-                            else cleaner.finish(generated.text))
-        out = CompletionOutput(
-            text=text, confidence=confidence_of(text, generated.probs_for(len(text))),
-            prompt_tokens=generated.evaluated + generated.reused,
-            evaluated_tokens=generated.evaluated, reused_tokens=generated.reused,
-            generated_tokens=len(generated.pieces),
-            stop_reason=cut_reason or generated.stop_reason,
-            seconds=time.perf_counter() - started)
-        self._record(out)
-        return out
+        result = task.result()
+        self.stats.prefetch_tokens += result.evaluated
+        if not result.finished:
+            return  # preempted: the next idle moment goes on
+        if warming.doc is not None and self.crossfile.put_in_use(warming.doc, inp.context):
+            self.stats.context_blocks += 1
+        if self._next_warm is warming:
+            self._next_warm = None
 
     # --- shutdown -------------------------------------------------------------
 
@@ -561,11 +378,5 @@ class Engine:
         self._set_state(EngineState.CLOSED)
         if self._recovery is not None:
             self._recovery.cancel()
-        for task in list(self._remote_jobs):
-            task.cancel()
-        if self._remote is not None:
-            await self._remote.close()
-        await self._jobs.close()
-        if self._model is not None:
-            self._model.close()
-            self._model = self._builder = None
+        self.crossfile.close()
+        await self.backend.close()

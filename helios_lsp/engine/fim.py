@@ -13,6 +13,10 @@ class FimTokens:
     suffix: int
     middle: int
     stop: tuple[int, ...] = ()  # end-of-middle / file-separator tokens beyond the model's EOG set
+    # Repository-level tokens (Qwen2.5-Coder `<|repo_name|>` / `<|file_sep|>`, StarCoder2
+    # `<repo_name>` / `<file_sep>`): other files go in the prompt as the model was trained.
+    repo: int | None = None
+    file_sep: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,14 +26,17 @@ class _Family:
     suffix: str
     middle: str
     stop: tuple[str, ...]
+    repo: str | None = None
+    file_sep: str | None = None
 
 
 FAMILIES: tuple[_Family, ...] = (
     _Family("codellama", "<PRE>", "<SUF>", "<MID>", ("<EOT>",)),
     _Family("starcoder", "<fim_prefix>", "<fim_suffix>", "<fim_middle>",
-            ("<|endoftext|>", "<file_sep>")),
+            ("<|endoftext|>", "<file_sep>"), "<repo_name>", "<file_sep>"),
     _Family("qwen", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>",
-            ("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|file_separator|>")),
+            ("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|file_separator|>"),
+            "<|repo_name|>", "<|file_sep|>"),
     _Family("deepseek", "<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>",
             ("<｜end▁of▁sentence｜>", "<|EOT|>")),
 )
@@ -43,6 +50,7 @@ _META_KEYS = (
 )
 _META_STOP_KEYS = ("tokenizer.ggml.eot_token_id", "tokenizer.ggml.fim_pad_token_id",
                    "tokenizer.ggml.fim_sep_token_id")
+_META_REPO_KEYS = ("tokenizer.ggml.fim_rep_token_id", "tokenizer.ggml.fim_sep_token_id")
 
 
 def _int(value: object) -> int | None:
@@ -69,17 +77,25 @@ def detect_fim(
             found += [single_token(t) for t in family.stop]
         return tuple(dict.fromkeys(t for t in found if t is not None))
 
+    def repo_tokens(family: _Family | None) -> tuple[int | None, int | None]:
+        """Both repository-level tokens, or neither (one alone is no known layout)."""
+        repo, sep = (_int(metadata.get(k)) for k in _META_REPO_KEYS)
+        if (repo is None or sep is None) and family is not None and family.repo:
+            repo, sep = single_token(family.repo), single_token(family.file_sep or "")
+        return (repo, sep) if repo is not None and sep is not None else (None, None)
+
     for keys in _META_KEYS:
         ids = [_int(metadata.get(k)) for k in keys]
         if all(i is not None for i in ids):
             pre, suf, mid = ids
             texts = token_text(pre)
             family = next((f for f in FAMILIES if f.prefix == texts), None)
-            return FimTokens(family.name if family else "gguf", pre, suf, mid, stops(family))
+            return FimTokens(family.name if family else "gguf", pre, suf, mid, stops(family),
+                             *repo_tokens(family))
 
     for family in FAMILIES:
         ids = [single_token(t) for t in (family.prefix, family.suffix, family.middle)]
         if all(i is not None for i in ids):
             pre, suf, mid = ids
-            return FimTokens(family.name, pre, suf, mid, stops(family))
+            return FimTokens(family.name, pre, suf, mid, stops(family), *repo_tokens(family))
     return None

@@ -3,13 +3,20 @@
 FIM:      [BOS] PRE <lines above> SUF <rest of line + lines below> MID <line up to cursor>
 no FIM:   [BOS] <header naming file and language> <lines above + line up to cursor>
 
+Other files' snippets (the context block, engine/crossfile.py) go before the lines above:
+in the repository-level layout for models trained with it (before PRE), else as
+comment-headed blocks (after PRE for FIM models); see context_layout.py. The block stays
+the same while the user types at a place, so it is evaluated once.
+
 Everything before the cursor's line is stable while typing on that line, so a
 keystroke only re-evaluates the last few tokens. The window of lines above starts on a
 multiple of `_LINE_STEP` counted from the top of the FILE (the caller says where the text
 it received starts), so pressing Enter rarely shifts the prompt's start, and neither does
 a client that sends only the last N characters: as its cut moves with each keystroke, the
 window's start stays put until the cut passes a whole step of lines. A first line that may
-have been cut (by the client, or by the character bound below) is never used.
+have been cut (by the client, or by the character bound below) is never used: the text of
+a client that counts `first_line` from its own cut (`cut`) starts at its first whole line,
+so a cut moving by a character moves nothing.
 """
 
 from __future__ import annotations
@@ -17,8 +24,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from helios_lsp.engine.context_layout import (
+    commented,
+    first_lines,
+    fit,
+    repo_name,
+    repo_piece,
+)
 from helios_lsp.engine.fim import FimTokens
 from helios_lsp.engine.languages import Language
+from helios_lsp.engine.types import ContextBlock, Snippet
 
 _LINE_STEP = 16
 _CURRENT_LINE_RESERVE = 256  # tokens kept for the cursor's line, whatever its length
@@ -33,6 +48,8 @@ class Prompt:
     tokens: list[int]
     fim: bool
     prefix_lines: int  # lines above the cursor included
+    context_tokens: int = 0  # of the context block from other files
+    context_files: tuple[str, ...] = ()  # the files whose snippets it holds
 
 
 def header_text(lang: Language, filename: str) -> str:
@@ -63,6 +80,7 @@ class PromptBuilder:
         prefix_lines: int = 256,
         suffix_lines: int = 64,
         encode_continuation: Callable[[str], list[int]] | None = None,
+        context_tokens: int = 0,
     ):
         self.encode = encode
         # The cursor's line after FIM-middle continues text: no tokenizer-added space.
@@ -75,15 +93,20 @@ class PromptBuilder:
         # The lines above the cursor do not change while the user types on a line:
         # remember the last window instead of re-tokenizing it per keystroke.
         # (key, window text, lines in it, its tokens once computed)
-        self._window: tuple[tuple[str, int, int], str, int, list[int] | None] | None = None
+        self._window: tuple[tuple[str, int, int, bool], str, int, list[int] | None] | None = None
+        # The context block's tokens: the same block is rendered once, not per keystroke.
+        self.context_tokens = context_tokens
+        self._block: tuple[tuple[object, ...], list[int], tuple[str, ...]] | None = None
 
     def budget(self, max_tokens: int) -> int:
         """Prompt tokens available when `max_tokens` must still fit in the context."""
         return self.n_ctx - max_tokens - _GENERATION_MARGIN
 
     def build(self, prefix: str, suffix: str, lang: Language, filename: str,
-              max_tokens: int, first_line: int = 0) -> Prompt:
-        """`first_line`: the line of the file where `prefix` starts (0: the file's start)."""
+              max_tokens: int, first_line: int = 0, *, cut: bool = False,
+              context: ContextBlock | None = None) -> Prompt:
+        """`first_line`: the line of the file where `prefix` starts (0: the file's start);
+        `cut`: its first line may be a part of a line; `context`: other files' snippets."""
         budget = self.budget(max_tokens)
         if budget < 16:
             raise ValueError(f"max_tokens {max_tokens} leaves no room for a prompt in the "
@@ -91,29 +114,76 @@ class PromptBuilder:
         above, nl, line = prefix.rpartition("\n")
         above += nl
         fixed = [self.bos] if self.bos is not None else []
+        block, files = self._context(context, lang, filename, budget)
 
         line_tokens_reserve = min(_CURRENT_LINE_RESERVE, budget // 4)
         # A minified line: keep the part next to the cursor.
         line = line[-_MAX_CHARS_PER_TOKEN * line_tokens_reserve:]
         if self.fim is not None:
-            fixed += [self.fim.prefix]
+            # The repository layout names the current file before PRE; comment blocks go
+            # inside the prefix.
+            fixed += ([*block, self.fim.prefix] if self._repo_layout
+                      else [self.fim.prefix, *block])
             suffix_tokens = self._suffix_tokens(suffix, budget // 4)
             line_tokens = (self._tail(self.encode_continuation(line), line_tokens_reserve)
                            if line else [])
             room = budget - len(fixed) - 2 - len(suffix_tokens) - line_tokens_reserve
-            above_tokens, n_lines = self._above(above, room, first_line)
+            above_tokens, n_lines = self._above(above, room, first_line, cut)
             tokens = (fixed + above_tokens + [self.fim.suffix] + suffix_tokens
                       + [self.fim.middle] + line_tokens)
-            return Prompt(tokens, True, n_lines)
+            return Prompt(tokens, True, n_lines, len(block), files)
 
         header = header_text(lang, filename)
-        fixed += self.encode(header) if header else []
+        fixed += block + (self.encode(header) if header else [])
         room = budget - len(fixed) - line_tokens_reserve
-        above_text, n_lines = self.window_above(above, room, first_line)
+        above_text, n_lines = self.window_above(above, room, first_line, cut)
         body = self.encode(above_text + line)
         # Only a pathological line can overflow: keep its end (the part next to the cursor).
         body = self._tail(body, budget - len(fixed))
-        return Prompt(fixed + body, False, n_lines)
+        return Prompt(fixed + body, False, n_lines, len(block), files)
+
+    # --- the context block ----------------------------------------------------------
+
+    @property
+    def _repo_layout(self) -> bool:
+        return (self.fim is not None and self.fim.repo is not None
+                and self.fim.file_sep is not None)
+
+    def _context(self, block: ContextBlock | None, lang: Language, filename: str,
+                 budget: int) -> tuple[list[int], tuple[str, ...]]:
+        """The block's tokens within its budget (at most half the prompt's), and its files."""
+        limit = min(self.context_tokens, budget // 2)
+        if block is None or not block.snippets or limit < 16:
+            return [], ()
+        key = (block, lang.id, filename, limit)
+        if self._block is not None and self._block[0] == key:
+            return self._block[1], self._block[2]
+        head: list[int] = []
+        tail: list[int] = []
+        fim = self.fim
+        if self._repo_layout:
+            assert fim is not None and fim.repo is not None and fim.file_sep is not None
+            sep = fim.file_sep
+            head = [fim.repo, *self.encode_continuation(repo_name(block) + "\n")]
+            tail = [sep, *self.encode_continuation(filename.replace("\n", " ")[:200] + "\n")]
+
+            def piece(snippet: Snippet) -> list[int]:
+                return [sep, *self.encode_continuation(repo_piece(snippet))]
+        else:
+            def piece(snippet: Snippet) -> list[int]:
+                text = commented(snippet, lang)
+                return self.encode_continuation(text) if text else []
+
+        def cut_lines(snippet: Snippet, room: int) -> list[int]:
+            part = first_lines(snippet, lambda s: len(piece(s)) <= room)
+            return piece(part) if part is not None else []
+
+        pieces = [(s, t) for s in block.snippets if len(t := piece(s)) > 1]
+        kept = fit(pieces, limit - len(head) - len(tail), cut_lines)
+        tokens = head + [t for _, ts in kept for t in ts] + tail if kept else []
+        files = tuple(dict.fromkeys(s.path for s, _ in kept))
+        self._block = (key, tokens, files)
+        return tokens, files
 
     # --- pieces -----------------------------------------------------------------
 
@@ -129,14 +199,15 @@ class PromptBuilder:
         tokens = self.encode(kept)
         return tokens[:limit]
 
-    def _window_start(self, lines: list[str], room: int, first: int) -> int:
+    def _window_start(self, lines: list[str], room: int, first: int, cut: bool) -> int:
         """Index in `lines` (whose first is line `first` of the file) where the window above
         the cursor starts: on a file line that is a multiple of _LINE_STEP, within `room`."""
         n = len(lines)
         wanted = first + n - self.prefix_lines
         wanted -= wanted % _LINE_STEP
         # Rounded up from the first line received: a moving cut does not move the window.
-        earliest = first + (-first % _LINE_STEP)
+        # (Lines counted from a client's own cut have no grid to keep: its first whole line.)
+        earliest = first if cut else first + (-first % _LINE_STEP)
         start = min(max(wanted, earliest), first + n) - first
         counts = [len(self.encode(ln + "\n")) for ln in lines[start:]]
         total = sum(counts)
@@ -147,24 +218,28 @@ class PromptBuilder:
             start += step
         return start
 
-    def window_above(self, above: str, room: int, first_line: int = 0) -> tuple[str, int]:
-        """The lines above the cursor that fit in `room` tokens, as text, and how many."""
+    def window_above(self, above: str, room: int, first_line: int = 0,
+                     cut: bool = False) -> tuple[str, int]:
+        """The lines above the cursor that fit in `room` tokens, as text, and how many.
+        `cut`: the first line of `above` may be the end of a longer line."""
         if not above or room <= 0:
             return "", 0
-        key = (above, room, first_line)
+        key = (above, room, first_line, cut)
         if self._window is None or self._window[0] != key:
             limit = room * _MAX_CHARS_PER_TOKEN
             lines = above[-limit:].split("\n")[:-1]  # `above` ends with "\n"
             first = first_line + above.count("\n") - len(lines)
-            whole = first == 0 if len(above) <= limit else above[-limit - 1] == "\n"
+            whole = (first == 0 and not cut) if len(above) <= limit else (
+                above[-limit - 1] == "\n")
             if lines and not whole:  # it may be the end of a longer line
                 lines, first = lines[1:], first + 1
-            kept = lines[self._window_start(lines, room, first):]
+            kept = lines[self._window_start(lines, room, first, cut):]
             self._window = (key, "".join(ln + "\n" for ln in kept), len(kept), None)
         return self._window[1], self._window[2]
 
-    def _above(self, above: str, room: int, first_line: int = 0) -> tuple[list[int], int]:
-        text, n_lines = self.window_above(above, room, first_line)
+    def _above(self, above: str, room: int, first_line: int = 0,
+               cut: bool = False) -> tuple[list[int], int]:
+        text, n_lines = self.window_above(above, room, first_line, cut)
         if not text:
             return [], 0
         assert self._window is not None

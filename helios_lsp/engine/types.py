@@ -9,6 +9,30 @@ from helios_lsp.settings import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE
 
 
 @dataclass(frozen=True, slots=True)
+class Snippet:
+    """Lines of another file for the prompt: an outline of a module the file imports, a
+    chunk like the code at the cursor, or a place the user edited."""
+
+    path: str  # relative to its workspace folder (or the file's name), "/"-separated
+    text: str  # whole lines
+    kind: str = "chunk"  # "outline", "chunk" or "edit"
+
+
+@dataclass(frozen=True, slots=True)
+class ContextBlock:
+    """The other files' snippets that go before the file's window, least important first
+    (the last one ends nearest the cursor). It stays the same while the user types at a
+    place, so the model's cache of it stays warm (engine/crossfile.py)."""
+
+    snippets: tuple[Snippet, ...] = ()
+    repo: str = ""  # the workspace folder's name, for models trained with repository names
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.path for s in self.snippets))
+
+
+@dataclass(frozen=True, slots=True)
 class CompletionInput:
     """What an editor knows at the cursor.
 
@@ -25,6 +49,11 @@ class CompletionInput:
     # The line of the file where `prefix` starts: clients may send only the text near the
     # cursor, and the prompt window is anchored to the file's lines, not to that cut.
     first_line: int = 0
+    # The text may start inside a line (a client cut it at a character count and counted
+    # `first_line` from the cut): its first line is then never used (prompt.py).
+    cut: bool = False
+    # Other files' snippets to put before the window (None: the engine chooses them).
+    context: ContextBlock | None = None
 
 
 class StopReason(enum.StrEnum):
@@ -62,6 +91,9 @@ class CompletionOutput:
     # Answered from the quick window (a cold place): the full one is warmed right after.
     quick: bool = False
     seconds: float = 0.0
+    # What the context block from other files took in the prompt.
+    context_files: tuple[str, ...] = ()
+    context_tokens: int = 0
 
 
 class EngineState(enum.StrEnum):

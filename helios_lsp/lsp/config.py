@@ -4,7 +4,8 @@ The client sends camelCase keys, either at the top level or under a "helios" sec
 
     {"maxTokens": 64, "temperature": 0.1,
      "enabledLanguages": ["python", "rust"], "disabledLanguages": ["json"],
-     "http": {"enabled": true, "port": 8123}}      ("http": false is short for off)
+     "http": {"enabled": true, "port": 8123},     ("http": false is short for off)
+     "context": {"enabled": true, "workspace": true}}  ("context": false: none)
 
 Each key is checked on its own: a bad value is reported and that key keeps its default,
 the good keys still apply. Unknown keys are reported too (they are usually typos).
@@ -43,6 +44,14 @@ class HttpConfig(_Model):
     port: int = Field(8000, ge=0, le=65535)  # 0: any free port
 
 
+class ContextConfig(_Model):
+    """Context from the user's other files: open documents and recent edits, and (unless
+    `workspace` is false) the files under the workspace folders."""
+
+    enabled: bool = True
+    workspace: bool = True
+
+
 class ClientConfig(_Model):
     # The bounds are settings.py's; this server's own maximum is checked in parse_config.
     max_tokens: Annotated[int, max_tokens_range()] = DEFAULT_MAX_TOKENS
@@ -50,6 +59,7 @@ class ClientConfig(_Model):
     enabled_languages: tuple[str, ...] | None = None  # None: every language
     disabled_languages: tuple[str, ...] = ()
     http: HttpConfig = HttpConfig()
+    context: ContextConfig = ContextConfig()
     # Use the user's shared engine (None: as HELIOS_SHARE / --no-share say). Taken from
     # initializationOptions only: the model is loaded once, right after.
     share: bool | None = None
@@ -72,6 +82,7 @@ class ClientConfig(_Model):
             max_tokens=settings.max_tokens,
             temperature=settings.temperature,
             http=HttpConfig(port=settings.port),
+            context=ContextConfig(workspace=settings.context_workspace),
         )
 
     def language_enabled(self, language_id: str, filename: str = "") -> bool:
@@ -120,10 +131,10 @@ def parse_config(raw: Any, settings: Settings) -> tuple[ClientConfig, list[str]]
     problems: list[str] = []
     for name, value in raw.items():
         key = to_camel(name) if isinstance(name, str) else str(name)  # max_tokens works too
-        if key == "http" and isinstance(value, bool):  # "http": false turns it off
+        if key in ("http", "context") and isinstance(value, bool):  # false turns it off
             value = {"enabled": value}
-        if key == "http" and isinstance(value, dict):
-            value = {**values["http"], **value}
+        if key in ("http", "context") and isinstance(value, dict):
+            value = {**values[key], **value}
         candidate = {**values, key: value}
         try:
             checked = ClientConfig.model_validate(candidate)

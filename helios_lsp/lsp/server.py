@@ -43,6 +43,7 @@ from helios_lsp.lsp.documents import UTF16, DocumentStore, TextDocument
 from helios_lsp.lsp.jsonrpc import StrictProtocol
 from helios_lsp.lsp.progress import LoadProgress, client_request
 from helios_lsp.lsp.sidecar import Sidecar
+from helios_lsp.lsp.workspace import Workspace, watch_registration
 from helios_lsp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,9 @@ class HeliosLanguageServer(LanguageServer):
         self.settings = settings
         self.engine = engine
         self.documents = DocumentStore()
+        # Workspace folders and open documents, as sources of context (pygls has its own
+        # `workspace`, which Helios does not use: documents.py says why).
+        self.project = Workspace(engine)
         self.config = ClientConfig.defaults(settings)
         self.encoding: str = UTF16
         self.sidecar = Sidecar(engine, settings, allowed=http, tell=self.tell)
@@ -235,6 +239,7 @@ class HeliosLanguageServer(LanguageServer):
             self.tell(f"invalid settings in {source}, defaults kept for them: "
                       + "; ".join(problems), types.MessageType.Warning, show=True)
         self.config = config
+        self.project.configure(config.context)
         log.info("settings from %s: %s", source, safe(config.model_dump(by_alias=True), 2000))
         return config
 
@@ -273,11 +278,13 @@ class HeliosLanguageServer(LanguageServer):
             PREFETCH_PAUSE, self._prefetch, doc.uri, position)
 
     def _prefetch(self, uri: str, position: types.Position) -> None:
+        """The user paused: warm the place, and let its context block be chosen again."""
         self._prefetch_timer = None
         doc = self.completable(uri)
         if doc is not None:
-            placement = suggestions.inline_placement(doc, position, self.encoding, self.config)
-            self.engine.prefetch(placement.inp)
+            placement = suggestions.inline_placement(doc, position, self.encoding, self.config,
+                                                     name=self.project.name_of(uri))
+            self.engine.prefetch(placement.inp, client_id=CLIENT_ID, document=uri)
 
     def cancel_prefetch(self) -> None:
         if self._prefetch_timer is not None:
@@ -324,6 +331,7 @@ class HeliosLanguageServer(LanguageServer):
             "documents": len(self.documents),
             "settings": self.config.model_dump(by_alias=True),
             "http": {"status": self.sidecar.status, "url": self.sidecar.url},
+            "workspace_folders": len(self.project.folders),
             "engine": self.engine.snapshot(),
         }
 
@@ -347,6 +355,7 @@ async def initialize(ls: HeliosLanguageServer, params: types.InitializeParams) -
     log.info("client %s: position encoding %s, inline completion %s", safe(ls.client_name),
              ls.encoding, "yes" if inline else "no (completion items)")
     config = ls.apply_config(params.initialization_options, "initializationOptions")
+    ls.project.start(params)
     if config.share is not None:
         ls.engine.set_share(config.share)
     ls.start_loading()  # now that the client said where the model should live
@@ -356,6 +365,20 @@ async def initialize(ls: HeliosLanguageServer, params: types.InitializeParams) -
 
 def initialized(ls: HeliosLanguageServer, params: types.InitializedParams) -> None:
     ls.on_initialized()
+    caps = ls.protocol.client_capabilities.workspace
+    watched = caps.did_change_watched_files if caps else None
+    if watched and watched.dynamic_registration and ls.project.folders:
+        ls.spawn(watch_files(ls))
+
+
+async def watch_files(ls: HeliosLanguageServer) -> None:
+    """Have the client report changes to the files the index reads (else modification
+    times are checked)."""
+    try:
+        await client_request(ls.client_register_capability_async(watch_registration()),
+                             CONFIG_PULL_TIMEOUT)
+    except Exception as exc:
+        log.info("client/registerCapability failed: %r", exc)
 
 
 async def shutdown(ls: HeliosLanguageServer, params: None) -> None:
@@ -363,16 +386,32 @@ async def shutdown(ls: HeliosLanguageServer, params: None) -> None:
 
 
 def did_open(ls: HeliosLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
-    ls.documents.open(params.text_document)
+    ls.project.opened(ls.documents.open(params.text_document))
 
 
 def did_change(ls: HeliosLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
     ls.documents.change(params, ls.encoding)
+    doc = ls.documents.get(params.text_document.uri)
+    if doc is not None:
+        ls.project.changed(doc, params)
     ls.edited(params)
 
 
 def did_close(ls: HeliosLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.documents.close(params.text_document.uri)
+    ls.project.closed(params.text_document.uri)
+
+
+def did_change_workspace_folders(
+    ls: HeliosLanguageServer, params: types.DidChangeWorkspaceFoldersParams
+) -> None:
+    ls.project.folders_changed(params.event)
+
+
+def did_change_watched_files(
+    ls: HeliosLanguageServer, params: types.DidChangeWatchedFilesParams
+) -> None:
+    ls.project.files_changed(params)
 
 
 def did_change_configuration(
@@ -408,7 +447,8 @@ async def inline_completion(
         return types.InlineCompletionList(items=[])
     context = params.context
     placement = suggestions.inline_placement(
-        doc, params.position, ls.encoding, ls.config, context.selected_completion_info)
+        doc, params.position, ls.encoding, ls.config, context.selected_completion_info,
+        name=ls.project.name_of(doc.uri))
     invoked = context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
     text = await ls.suggest(doc, placement.inp, invoked=invoked)
     return suggestions.inline_items(placement, text)
@@ -420,7 +460,8 @@ async def completion(
     doc = ls.completable(params.text_document.uri)
     if doc is None:
         return types.CompletionList(is_incomplete=True, items=[])
-    placement = suggestions.completion_placement(doc, params.position, ls.encoding, ls.config)
+    placement = suggestions.completion_placement(doc, params.position, ls.encoding, ls.config,
+                                                 name=ls.project.name_of(doc.uri))
     invoked = (params.context is not None
                and params.context.trigger_kind == types.CompletionTriggerKind.Invoked)
     text = await ls.suggest(doc, placement.inp, invoked=invoked)
@@ -428,7 +469,8 @@ async def completion(
                                         markdown=ls.markdown_docs)
 
 
-def status_command(ls: HeliosLanguageServer, *args: Any) -> dict[str, Any]:
+async def status_command(ls: HeliosLanguageServer, *args: Any) -> dict[str, Any]:
+    await ls.engine.refresh()  # the shared engine's own counts
     return ls.status()
 
 
@@ -448,6 +490,8 @@ def create_server(settings: Settings, engine: Engine, *, http: bool) -> HeliosLa
     ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)(did_change)
     ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)(did_close)
     ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)
+    ls.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)(did_change_workspace_folders)
+    ls.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)(did_change_watched_files)
     ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(
         inline_completion)
     ls.feature(types.TEXT_DOCUMENT_COMPLETION,

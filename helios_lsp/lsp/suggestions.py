@@ -56,12 +56,13 @@ def _engine_text(text: str) -> str:
     return text
 
 
-def _input(doc: TextDocument, prefix: str, suffix: str, config: ClientConfig) -> CompletionInput:
+def _input(doc: TextDocument, prefix: str, suffix: str, config: ClientConfig,
+           name: str | None) -> CompletionInput:
     return CompletionInput(
         prefix=_engine_text(prefix),
         suffix=_engine_text(suffix),
         language=doc.language_id,
-        filename=filename_of(doc.uri),
+        filename=name or filename_of(doc.uri),
         max_tokens=config.max_tokens,
         temperature=config.temperature,
     )
@@ -81,10 +82,12 @@ def inline_placement(
     encoding: str,
     config: ClientConfig,
     selected: types.SelectedCompletionInfo | None = None,
+    name: str | None = None,
 ) -> Placement:
     """For textDocument/inlineCompletion: the range is the cursor itself, or, while the
     editor's completion menu has an item selected, that item's range (LSP 3.18: the inline
-    suggestion must then extend the selected item)."""
+    suggestion must then extend the selected item). `name`: the document's path in its
+    workspace folder (the file name when None)."""
     text = doc.text
     offset = doc.offset_at(position, encoding)
     start = end = offset
@@ -97,12 +100,13 @@ def inline_placement(
         else:  # a selected item away from the cursor: ignore it
             start = end = offset
     rng = types.Range(start=doc.position_at(start, encoding), end=doc.position_at(end, encoding))
-    inp = _input(doc, text[:start] + lead, text[end:], config)
+    inp = _input(doc, text[:start] + lead, text[end:], config, name)
     return Placement(inp, rng, lead, doc.eol)
 
 
 def completion_placement(
-    doc: TextDocument, position: types.Position, encoding: str, config: ClientConfig
+    doc: TextDocument, position: types.Position, encoding: str, config: ClientConfig,
+    name: str | None = None,
 ) -> Placement:
     """For textDocument/completion: the item replaces the word before the cursor (and
     re-inserts it), so editors that filter their menu by that word keep the item."""
@@ -110,7 +114,7 @@ def completion_placement(
     start = _word_start(doc.text, offset)
     rng = types.Range(start=doc.position_at(start, encoding),
                       end=doc.position_at(offset, encoding))
-    inp = _input(doc, doc.text[:offset], doc.text[offset:], config)
+    inp = _input(doc, doc.text[:offset], doc.text[offset:], config, name)
     return Placement(inp, rng, doc.text[start:offset], doc.eol)
 
 

@@ -1,10 +1,12 @@
 """The forwarder's side: an engine backend that sends completion work to the shared engine.
 
 The Engine treats it like any engine server (core.py): type-ahead, supersession (a
-superseded job's connection is closed, which cancels it there), the in-flight bound and
+superseded job's connection is closed, which cancels it there), the in-flight bound, the
+context block (chosen here, where the documents are, and sent with each request) and
 recovery stay in this process. What is different: the answer comes back already cleaned,
-and when the shared engine is gone this backend starts a new one and retries once, so the
-editor never sees the switch as an error.
+the shared engine widens its own quick windows, /status reports the shared engine's own
+counts, and when the shared engine is gone this backend starts a new one and retries once,
+so the editor never sees the switch as an error.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 import aiohttp
 
+from helios_lsp.engine.backend import BackendInfo, TaskBackend, Warmed
 from helios_lsp.engine.errors import (
     CompletionFailedError,
     EngineOverloadedError,
@@ -34,8 +37,8 @@ from helios_lsp.engine.errors import (
 )
 from helios_lsp.engine.languages import Language
 from helios_lsp.engine.postprocess import Cleaner
-from helios_lsp.engine.remote.client import Generated, RemoteInfo
-from helios_lsp.engine.types import CompletionInput, StopReason
+from helios_lsp.engine.stats import EngineStats
+from helios_lsp.engine.types import CompletionInput, CompletionOutput, StopReason
 from helios_lsp.settings import Settings
 from helios_lsp.shared.paths import EnginePaths, engine_key, engine_settings
 
@@ -92,17 +95,18 @@ class SharedLoadError(ModelError):
         self.public = health.get("public_error") or "the model could not be loaded"
 
 
-class SharedEngine:
-    """A forwarder's view of the shared engine (duck-typed like engine/remote's servers)."""
+class SharedEngine(TaskBackend):
+    """A forwarder's view of the shared engine."""
 
     kind = "shared"
+    widens_itself = True  # the shared engine warms the full window after a quick answer
 
-    def __init__(self, settings: Settings):
-        self.settings = engine_settings(settings)
+    def __init__(self, settings: Settings, stats: EngineStats):
+        super().__init__(engine_settings(settings), stats)
         self.paths = EnginePaths.of(engine_key(self.settings))  # raises if not private
         self.public_url = f"engine {self.paths.key}"
-        self.info: RemoteInfo | None = None
         self.engine_pid: int | None = None
+        self._status: dict[str, Any] = {}  # the shared engine's last /status
         self._session: aiohttp.ClientSession | None = None
         self._attach: asyncio.Task[None] | None = None
         self._reviving: asyncio.Task[None] | None = None
@@ -127,7 +131,7 @@ class SharedEngine:
                 raise self._unreachable(f"{path} answered {r.status}")
             return await r.json()
 
-    async def connect(self, *, restart: bool = False) -> RemoteInfo:
+    async def connect(self, *, restart: bool = False) -> str:
         """Find the shared engine (start it if none runs), wait for its model, attach.
         `restart` (the user asked): the engine loads its model again, for every window.
 
@@ -147,13 +151,13 @@ class SharedEngine:
             if health["state"] == "failed":
                 raise SharedLoadError(health)
         self.engine_pid = health.get("pid")
-        self.info = RemoteInfo(model=health.get("model") or "?",
-                               n_ctx=health.get("n_ctx") or self.settings.n_ctx,
-                               fim=health.get("fim"), slots=1,
-                               reason=f"pid {self.engine_pid}")
+        self.info = BackendInfo(model=health.get("model") or "?",
+                                n_ctx=health.get("n_ctx") or self.settings.n_ctx,
+                                fim=health.get("fim"), slots=1,
+                                prompt_mode=health.get("prompt_mode") or "")
         if self._attach is None or self._attach.done():
             self._attach = asyncio.ensure_future(self._stay_attached())
-        return self.info
+        return f"shared engine {self.paths.key}, pid {self.engine_pid}"
 
     async def _wait_loaded(self) -> dict[str, Any]:
         deadline = time.monotonic() + _LOAD_SECONDS
@@ -278,6 +282,7 @@ class SharedEngine:
             log.info("now on shared engine pid %s", self.engine_pid)
 
     async def close(self) -> None:
+        await super().close()
         self._closed = True
         for task in (self._attach, self._reviving):
             if task is not None:
@@ -288,18 +293,18 @@ class SharedEngine:
 
     # --- work ---------------------------------------------------------------------------
 
-    def _payload(self, inp: CompletionInput) -> dict[str, Any]:
-        return {"input": dataclasses.asdict(inp)}
+    def _payload(self, inp: CompletionInput, **extra: Any) -> dict[str, Any]:
+        return {"input": dataclasses.asdict(inp), **extra}
 
-    async def generate(self, inp: CompletionInput, lang: Language, cleaner: Cleaner, *,
-                       max_tokens: int, min_prob: float, time_budget: float) -> Generated:
-        """The shared engine's answer (already cut and cleaned there: `final`)."""
-        body = self._payload(dataclasses.replace(inp, max_tokens=max_tokens))
+    async def run(self, inp: CompletionInput, lang: Language,
+                  cleaner: Cleaner) -> CompletionOutput:
+        """The shared engine's answer (cut and cleaned there)."""
+        body = self._payload(inp)
         for attempt in (1, 2):
             try:
                 async with self._client().post(_BASE + "/complete", json=body) as response:
                     data = await response.json()
-                    return self._generated(response.status, data)
+                    return self._output(response.status, data)
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
                 if attempt == 2:
                     raise self._unreachable(type(exc).__name__) from None
@@ -307,7 +312,7 @@ class SharedEngine:
                 await self._revive()
         raise AssertionError("unreachable")
 
-    def _generated(self, status: int, data: Any) -> Generated:
+    def _output(self, status: int, data: Any) -> CompletionOutput:
         if status != 200:
             message = (data.get("error") or {}).get("message", "") if isinstance(
                 data, dict) else ""
@@ -316,16 +321,54 @@ class SharedEngine:
             if status == 503:
                 raise ModelNotLoadedError(message or "the shared engine is loading its model")
             raise CompletionFailedError(message or f"the shared engine answered {status}")
-        text = data["text"]
         reason = data.get("stop_reason")
-        return Generated(text=text, pieces=[(len(text), float(data["confidence"]))],
-                         stop_reason=StopReason(reason) if reason else None,
-                         evaluated=int(data.get("evaluated_tokens", 0)),
-                         reused=int(data.get("reused_tokens", 0)), final=True)
+        return CompletionOutput(
+            text=data["text"], confidence=float(data["confidence"]),
+            prompt_tokens=int(data.get("prompt_tokens", 0)),
+            evaluated_tokens=int(data.get("evaluated_tokens", 0)),
+            reused_tokens=int(data.get("reused_tokens", 0)),
+            generated_tokens=int(data.get("generated_tokens", 0)),
+            stop_reason=StopReason(reason) if reason else None,
+            quick=bool(data.get("quick")), seconds=float(data.get("seconds", 0.0)),
+            context_files=tuple(data.get("context_files") or ()),
+            context_tokens=int(data.get("context_tokens", 0)))
 
-    async def warm(self, inp: CompletionInput) -> int:
-        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
-            async with self._client().post(_BASE + "/prefetch", json=self._payload(inp),
-                                           timeout=aiohttp.ClientTimeout(total=5.0)):
-                pass
-        return 0
+    async def warm(self, inp: CompletionInput) -> Warmed:
+        """Warm there and wait for it: a new context block is put in use once it is warm.
+        (The shared engine warms only while it is idle, whichever window asks.)"""
+        try:
+            async with self._client().post(
+                    _BASE + "/prefetch", json=self._payload(inp, wait=True),
+                    timeout=aiohttp.ClientTimeout(total=_LOAD_SECONDS)) as response:
+                data = await response.json()
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
+            return Warmed(0, False)
+        if not isinstance(data, dict):
+            return Warmed(0, False)
+        return Warmed(int(data.get("evaluated", 0)), bool(data.get("finished")))
+
+    # --- reporting ------------------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        """The shared engine's own counts, for this process's /status and helios.status."""
+        try:
+            status = await self._get("/status", timeout=2.0)
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError, EngineUnreachableError):
+            return
+        if isinstance(status, dict):
+            self._status = status
+
+    def report(self) -> dict[str, Any]:
+        """The shared engine's own report (what it runs on, its counts: the work is done
+        there), with the sharing itself under `shared`."""
+        engine = self._status.get("engine") if isinstance(self._status.get("engine"),
+                                                            dict) else {}
+        report = {**super().report(), "backend": self.settings.engine, **engine}
+        for local in ("state", "in_flight", "max_in_flight", "load_error", "context",
+                      "n_threads"):
+            report.pop(local, None)  # this process's own, from the Engine
+        report["shared"] = {"key": self.paths.key, "pid": self.engine_pid,
+                            "clients": len(self._status.get("clients") or ()),
+                            "log": str(self.paths.log)}
+        report["this_window"] = dataclasses.asdict(self.stats)
+        return report

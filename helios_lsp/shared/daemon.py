@@ -16,7 +16,8 @@ peer is checked with SO_PEERCRED):
 - GET /health: state, model, error; GET /status: the engine, its clients, its memory;
 - POST /complete: {"input": CompletionInput, "client_id", "document"} -> CompletionOutput;
   a forwarder that hangs up cancels the job (as over the public API);
-- POST /prefetch: {"input": ...}; POST /restart: load the model again;
+- POST /prefetch: {"input": ..., "wait": bool}: warm a place (with "wait", answer once it
+  is warm: {"evaluated", "finished"}); POST /restart: load the model again;
 - GET /attach: held open by each forwarder while it lives (a line every few
   seconds); the clients `helios status` lists, and what keeps this process alive.
 """
@@ -136,7 +137,7 @@ def _state(engine: Engine) -> dict[str, Any]:
     return {"state": engine.state.value, "model": engine.model_name,
             "error": engine.load_error, "public_error": engine.load_error_public,
             "n_ctx": snap.get("n_ctx"), "fim": snap.get("fim"),
-            "pid": os.getpid()}
+            "prompt_mode": snap.get("prompt_mode"), "pid": os.getpid()}
 
 
 async def health(request: web.Request) -> web.Response:
@@ -206,9 +207,12 @@ async def complete(request: web.Request) -> web.Response:
 
 
 async def prefetch(request: web.Request) -> web.Response:
-    inp, _ = await _body(request)
-    return web.json_response({"accepted": request.app[DAEMON].engine.prefetch(inp)},
-                             status=202)
+    inp, data = await _body(request)
+    engine = request.app[DAEMON].engine
+    if data.get("wait") is True:  # a forwarder putting a new context block in use
+        warmed = await engine.warm_now(inp)
+        return web.json_response({"evaluated": warmed.evaluated, "finished": warmed.finished})
+    return web.json_response({"accepted": engine.prefetch(inp)}, status=202)
 
 
 async def restart(request: web.Request) -> web.Response:

@@ -27,6 +27,9 @@ ADAPTER_FIELDS = frozenset({
     "host", "port", "debug", "allow_remote", "rate_limit", "rate_burst", "max_body_bytes",
     "request_timeout", "keepalive_timeout", "max_connections", "api_key", "api_key_file",
     "parent_pid", "share", "share_idle", "max_tokens", "max_tokens_limit", "temperature",
+    # Where context comes from is the forwarder's business (it chooses the block); only its
+    # size in the prompt (context_tokens) shapes the engine.
+    "context_workspace", "context_max_files", "context_max_bytes", "context_secrets",
 })
 
 

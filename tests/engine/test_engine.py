@@ -204,7 +204,7 @@ def _blocker(engine: Engine) -> tuple[threading.Event, asyncio.Task]:
         started.set()
         release.wait(10)
 
-    task = asyncio.ensure_future(engine._jobs.run(hold))
+    task = asyncio.ensure_future(engine.backend.jobs.run(hold))
     return release, task, started
 
 
@@ -358,14 +358,14 @@ async def test_close_during_load_leaves_engine_closed(tiny_model: Path):
     # Hold the load inside the worker until close() has begun: a tiny model loads in a few
     # milliseconds, faster than any sleep could count on.
     in_load, release = threading.Event(), threading.Event()
-    load_in_worker = eng._load_in_worker
+    load_in_worker = eng.backend._load_in_worker
 
     def held_load(job):
         in_load.set()
         release.wait(10)
         return load_in_worker(job)
 
-    eng._load_in_worker = held_load
+    eng.backend._load_in_worker = held_load
     loading = asyncio.ensure_future(eng.load())
     await asyncio.to_thread(in_load.wait, 5)
     closing = asyncio.ensure_future(eng.close())

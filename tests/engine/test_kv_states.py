@@ -48,7 +48,7 @@ async def run(model: Path, inputs: list[CompletionInput], **settings) -> tuple[l
                              min_token_prob=0.0, **settings))
     await engine.load()
     try:
-        return [await engine.complete(inp) for inp in inputs], engine._model.kv_states
+        return [await engine.complete(inp) for inp in inputs], engine.backend.model.kv_states
     finally:
         await engine.close()
 
@@ -92,7 +92,7 @@ async def test_the_budget_holds_and_the_oldest_go_first(wide_model):
                              kv_cache_ram=budget_mib))
     await engine.load()
     try:
-        states = engine._model.kv_states
+        states = engine.backend.model.kv_states
         for name in FILES:  # each 300-1,200 tokens, 2 KiB each: a few fit
             await engine.complete(place(name, 30))
             assert states.nbytes <= budget_mib * 2**20

@@ -38,7 +38,7 @@ def at(prefix: str, name: str = "m.py") -> CompletionInput:
 
 async def settled(engine: Engine) -> None:
     async with asyncio.timeout(60):
-        while not engine._jobs.idle or engine.stats.prefetch_tokens == 0:
+        while not engine.backend.jobs.idle or engine.stats.prefetch_tokens == 0:
             await asyncio.sleep(0.01)
 
 
@@ -59,7 +59,7 @@ async def test_a_request_preempts_the_warming(engine: Engine):
     out = await engine.complete(at("a = ", "other.py"))  # real work: it goes first
     assert out.prompt_tokens > 0
     async with asyncio.timeout(30):
-        while not engine._jobs.idle:
+        while not engine.backend.jobs.idle:
             await asyncio.sleep(0.01)
     # The warming stopped at a chunk boundary: far less than the whole prompt.
     assert engine.stats.prefetch_tokens < len(ABOVE * 6) // 2

@@ -104,12 +104,12 @@ async def test_the_widening_goes_on_after_a_request_elsewhere(wide_model):
         assert (await engine.complete(FAR)).quick
         widening = engine.prefetching
         async with asyncio.timeout(60):
-            while not engine._jobs.busy:  # the widening is running
+            while not engine.backend.jobs.busy:  # the widening is running
                 await asyncio.sleep(0.001)
         # Real work elsewhere preempts the widening ...
         await engine.complete(place("textwrap.py", 3))
         await asyncio.wait({widening}, timeout=300)
-        assert widening.result()[1] is False, "preempted"
+        assert widening.result().finished is False, "preempted"
         # ... which starts again as soon as the worker is free, and finishes.
         assert engine.prefetching is not widening
         await idle(engine)

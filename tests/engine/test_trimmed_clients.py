@@ -8,6 +8,7 @@ The text is argparse.py from the standard library, the cursor on a new line near
 
 from __future__ import annotations
 
+import asyncio
 import sysconfig
 from pathlib import Path
 
@@ -96,3 +97,60 @@ async def test_a_moving_cut_does_not_move_the_prompt(client, fim, wide_models):
     assert evaluated[0] > 200
     assert max(evaluated[1:]) <= 5, evaluated
 
+
+
+# --- the same clients through the HTTP adapter, for both readings of `position.line` -----
+
+READINGS = {
+    # position.line is the cursor's line in the file (the API document's reading).
+    "file": lambda before_lines, sent: before_lines,
+    # position.line is counted in the text the client sends (a script that cuts and counts).
+    "text": lambda before_lines, sent: sent.count("\n"),
+}
+
+
+async def settle(engine: Engine) -> None:
+    """Until the engine's background work (widening, warming) is done."""
+    async with asyncio.timeout(300):
+        while engine.prefetching is not None and not engine.prefetching.done():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("reading", sorted(READINGS))
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+async def test_each_reading_of_position_line_evaluates_a_handful_per_keystroke(
+        client, reading, wide_models):
+    """Background included: a cut moving by a character must not make the engine widen its
+    window again (issue 18: 11x the answers' work, every keystroke). Lines counted from the
+    cut have no grid to keep: there the window moves by a line when a line break leaves the
+    text sent, and only then."""
+    from http_api.schemas import CompletionRequest
+    from http_api.views import completion_input
+
+    line = 1500 if client == "last 6000 chars" else cursor_line_where_the_cut_passes_a_line()
+    engine = Engine(Settings(model=str(wide_models[False]), n_threads=2, typeahead=False,
+                             n_ctx=N_CTX, quick_window_lines=16))
+    await engine.load()
+    before, after = argparse_text(line)
+    work, crossings, lines_sent = [], 0, None
+    try:
+        for k in range(1, len(TYPED) + 1):
+            code = CLIENTS[client](before + TYPED[:k])
+            crossings += lines_sent is not None and code.count("\n") != lines_sent
+            lines_sent = code.count("\n")
+            body = CompletionRequest(
+                code=code, suffix=after[:2000], language="python", filename="argparse.py",
+                max_tokens=1, temperature=0.0,
+                position={"line": READINGS[reading](line, code),
+                          "character": len(code) - code.rfind("\n") - 1})
+            spent = engine.stats.prompt_tokens_evaluated + engine.stats.prefetch_tokens
+            await engine.complete(completion_input(engine, body, None))
+            await settle(engine)
+            work.append(engine.stats.prompt_tokens_evaluated + engine.stats.prefetch_tokens
+                        - spent)
+    finally:
+        await engine.close()
+    assert work[0] > 200  # the first keystroke at the place: a cold prompt
+    moved = [w for w in work[1:] if w > 8]
+    assert len(moved) <= (crossings if reading == "text" else 0), (work, crossings)

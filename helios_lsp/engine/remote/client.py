@@ -21,11 +21,13 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 
+from helios_lsp.engine.backend import BackendInfo, TaskBackend, confidence_of
 from helios_lsp.engine.errors import CompletionFailedError, EngineUnreachableError
 from helios_lsp.engine.languages import Language
 from helios_lsp.engine.postprocess import Cleaner
+from helios_lsp.engine.stats import EngineStats
 from helios_lsp.engine.text_prompt import TextPrompt, TextPromptBuilder
-from helios_lsp.engine.types import CompletionInput, StopReason
+from helios_lsp.engine.types import CompletionInput, CompletionOutput, StopReason
 from helios_lsp.logsafe import safe
 from helios_lsp.settings import Settings
 
@@ -50,13 +52,8 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
-@dataclass(frozen=True)
-class RemoteInfo:
-    model: str  # the name to show
-    n_ctx: int
-    fim: str | None  # FIM family in use, or None for plain prompts
-    slots: int  # requests the server runs at once (1 when it does not say)
-    reason: str  # why this prompt mode
+# What a server says it serves: model, context, FIM, slots, and why this prompt mode.
+RemoteInfo = BackendInfo
 
 
 @dataclass
@@ -68,8 +65,7 @@ class Generated:
     stop_reason: StopReason | None = None
     evaluated: int = 0
     reused: int = 0
-    # Already cleaned by whoever produced it (the shared engine): not to be cleaned again.
-    final: bool = False
+    context_files: tuple[str, ...] = ()  # whose snippets the prompt held
 
     def probs_for(self, kept_chars: int) -> list[float]:
         probs = []
@@ -95,21 +91,20 @@ class Event:
     reused: int | None = None
 
 
-class RemoteEngine(ABC):
+class RemoteEngine(TaskBackend, ABC):
     kind = "remote"
     # Whether the server can be made to start its answer with given text (see generate).
     heals = False
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, stats: EngineStats):
         assert settings.engine_url is not None
-        self.settings = settings
+        super().__init__(settings, stats)
         parts = urlsplit(settings.engine_url)
         # Credentials in the URL (a proxy's basic auth) are sent as such, never shown.
         self._basic = (aiohttp.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
                        if parts.username and settings.engine_api_key is None else None)
         self.url = public_url(settings.engine_url)
         self.public_url = self.url
-        self.info: RemoteInfo | None = None
         self._builder: TextPromptBuilder | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -150,15 +145,20 @@ class RemoteEngine(ABC):
         except ValueError:
             raise self.unreachable(f"{path} did not answer JSON") from None
 
-    async def connect(self, *, restart: bool = False) -> RemoteInfo:
+    async def connect(self, *, restart: bool = False) -> str:
         """Ask the server what it serves; raises EngineUnreachableError while it cannot.
         (`restart` changes nothing: Helios cannot reload another server's model.)"""
         self.info = await self.describe()
         self._builder = TextPromptBuilder(self.info.n_ctx, self.settings.prefix_lines,
-                                          self.settings.suffix_lines)
-        return self.info
+                                          self.settings.suffix_lines,
+                                          context_tokens=self.settings.context_tokens)
+        return f"{self.kind} at {self.public_url}; {self.info.prompt_mode}"
+
+    def report(self) -> dict[str, Any]:
+        return {**super().report(), "engine_url": self.public_url, "model_source": self.kind}
 
     async def close(self) -> None:
+        await super().close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -211,7 +211,9 @@ class RemoteEngine(ABC):
         re-create first ("" when nothing is, or the server cannot be made to)."""
         assert self.info is not None and self._builder is not None
         prompt = self._builder.build(inp.prefix, inp.suffix, lang, inp.filename, max_tokens,
-                                     fim=self.info.fim is not None, first_line=inp.first_line)
+                                     fim=self.info.fim is not None, first_line=inp.first_line,
+                                     cut=inp.cut, context=inp.context,
+                                     repo_layout=self.repo_layout)
         # A prompt ending in indentation ends mid-token ("\n    " before `return`), and
         # models answer it poorly: back off the whitespace and have the server write it
         # again (token healing, as far as a server that takes text allows); it is then
@@ -225,6 +227,26 @@ class RemoteEngine(ABC):
                 prompt = replace(prompt, above=prompt.above[:-1])
         return prompt, heal
 
+    # Whether the server's model takes other files in its repository-level layout (then
+    # TextPrompt.context_text stays empty and the request lays out `context` itself).
+    repo_layout = False
+
+    async def run(self, inp: CompletionInput, lang: Language,
+                  cleaner: Cleaner) -> CompletionOutput:
+        started = time.perf_counter()
+        generated = await self.generate(
+            inp, lang, cleaner, max_tokens=inp.max_tokens,
+            min_prob=self.settings.min_token_prob, time_budget=self.settings.time_budget)
+        text, cut_reason = cleaner.finish(generated.text)
+        return CompletionOutput(
+            text=text, confidence=confidence_of(text, generated.probs_for(len(text))),
+            prompt_tokens=generated.evaluated + generated.reused,
+            evaluated_tokens=generated.evaluated, reused_tokens=generated.reused,
+            generated_tokens=len(generated.pieces),
+            stop_reason=cut_reason or generated.stop_reason,
+            seconds=time.perf_counter() - started,
+            context_files=generated.context_files)
+
     async def generate(self, inp: CompletionInput, lang: Language, cleaner: Cleaner, *,
                        max_tokens: int, min_prob: float, time_budget: float) -> Generated:
         """Stream a completion, stopping as soon as Helios's rules say the answer is known."""
@@ -233,7 +255,7 @@ class RemoteEngine(ABC):
         max_tokens = min(max_tokens, max(1, self.info.n_ctx // 2))
         prompt, heal = self.prompt_for(inp, lang, max_tokens)
         path, body = self.request(prompt, inp, max_tokens, inp.temperature, heal)
-        out = Generated()
+        out = Generated(context_files=tuple(dict.fromkeys(s.path for s in prompt.context)))
         raw = ""
         received = 0
         try:

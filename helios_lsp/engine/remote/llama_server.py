@@ -7,11 +7,12 @@ import math
 from pathlib import PurePath
 from typing import Any
 
+from helios_lsp.engine.backend import Warmed
 from helios_lsp.engine.errors import CompletionFailedError, EngineUnreachableError
 from helios_lsp.engine.languages import detect
 from helios_lsp.engine.remote.client import Event, Piece, RemoteEngine, RemoteInfo
 from helios_lsp.engine.text_prompt import TextPrompt
-from helios_lsp.engine.types import CompletionInput, StopReason
+from helios_lsp.engine.types import CompletionInput, Snippet, StopReason
 
 _TOP_K = 40
 _TOP_P = 0.95
@@ -21,6 +22,11 @@ _STOP_TYPES = {"eos": StopReason.EOG, "word": StopReason.EOG, "limit": StopReaso
 class LlamaServerEngine(RemoteEngine):
     kind = "llama-server"
     heals = True  # a grammar makes the answer start with the backed-off whitespace
+
+    @property
+    def repo_layout(self) -> bool:  # type: ignore[override]
+        """/infill takes other files as `input_extra` and lays them out for its model."""
+        return self.info is not None and self.info.fim is not None
 
     async def describe(self) -> RemoteInfo:
         health = await self.get_json("/health")  # 503 while it loads its model
@@ -67,10 +73,10 @@ class LlamaServerEngine(RemoteEngine):
             return False
         raise CompletionFailedError("the engine server's /infill answered an unexpected error")
 
-    async def warm(self, inp: CompletionInput) -> int:
+    async def warm(self, inp: CompletionInput) -> Warmed:
         """A request for no tokens with `cache_prompt`: the slot keeps the prompt's KV."""
         if self.info is None or self._builder is None:
-            return 0
+            return Warmed(0, False)
         # The prompt generate() will send, without what it backs off for healing.
         max_tokens = min(inp.max_tokens, max(1, self.info.n_ctx // 2))
         prompt, _ = self.prompt_for(inp, detect(inp.language, inp.filename), max_tokens)
@@ -78,12 +84,14 @@ class LlamaServerEngine(RemoteEngine):
         try:
             async with self._client().post(self.url + path,
                                            json={**body, "stream": False, "n_probs": 0}) as r:
-                answer = await r.json(content_type=None) if r.status == 200 else {}
+                answer = await r.json(content_type=None) if r.status == 200 else None
         except Exception:  # warming is best effort: the request itself reports failures
-            return 0
-        timings = answer.get("timings") if isinstance(answer, dict) else None
+            return Warmed(0, False)
+        if not isinstance(answer, dict):
+            return Warmed(0, False)
+        timings = answer.get("timings")
         evaluated = timings.get("prompt_n") if isinstance(timings, dict) else None
-        return evaluated if isinstance(evaluated, int) else 0
+        return Warmed(evaluated if isinstance(evaluated, int) else 0, True)
 
     def request(self, prompt: TextPrompt, inp: CompletionInput, max_tokens: int,
                 temperature: float, heal: str) -> tuple[str, dict[str, Any]]:
@@ -100,7 +108,8 @@ class LlamaServerEngine(RemoteEngine):
             # The cursor's line goes after FIM-middle (`prompt`): typing on a line keeps
             # everything before it in the server's cache.
             return "/infill", {**body, "input_prefix": prompt.above,
-                               "input_suffix": prompt.suffix, "input_extra": [],
+                               "input_suffix": prompt.suffix,
+                               "input_extra": [extra(s) for s in prompt.context],
                                "prompt": prompt.line}
         return "/completion", {**body, "prompt": prompt.plain()}
 
@@ -124,3 +133,10 @@ class LlamaServerEngine(RemoteEngine):
             evaluated=evaluated if isinstance(evaluated, int) else None,
             reused=reused if isinstance(reused, int) else None,
         )
+
+
+def extra(snippet: Snippet) -> dict[str, str]:
+    """One `input_extra` chunk. llama-server writes the file separator token, the file name
+    and the text one after the other: the text starts on the line after the name."""
+    text = snippet.text if snippet.text.endswith("\n") else snippet.text + "\n"
+    return {"filename": snippet.path, "text": "\n" + text}

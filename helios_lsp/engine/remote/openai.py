@@ -22,8 +22,12 @@ _FINISH = {"stop": StopReason.EOG, "length": StopReason.MAX_TOKENS}
 class OpenAIEngine(RemoteEngine):
     kind = "openai"
 
-    def __init__(self, settings):
-        super().__init__(settings)
+    @property
+    def repo_layout(self) -> bool:  # type: ignore[override]
+        return self.template is not None and self.template.repo is not None
+
+    def __init__(self, settings, stats):
+        super().__init__(settings, stats)
         self.template: FimTemplate | None = None
         # Without /v1 in the URL, the server's API is assumed at /v1 (as Ollama serves it).
         self.api = "" if self.url.endswith("/v1") else "/v1"
@@ -54,7 +58,11 @@ class OpenAIEngine(RemoteEngine):
                 temperature: float, heal: str) -> tuple[str, dict[str, Any]]:
         assert self.info is not None
         if self.template is not None:
-            text = self.template.render(prompt.above, prompt.suffix, prompt.line)
+            # Other files: in the repository layout (prompt.context) or as comment blocks
+            # at the start of the prefix (prompt.context_text).
+            text = self.template.render(prompt.context_text + prompt.above, prompt.suffix,
+                                        prompt.line, context=prompt.context if self.repo_layout
+                                        else (), repo=prompt.repo, path=prompt.path)
             stop = list(self.template.stop)
         else:
             text, stop = prompt.plain(), []

@@ -8,7 +8,11 @@ it stays the same while the user types on a line, and the server's prefix cache 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from helios_lsp.engine.context_layout import repo_piece
+from helios_lsp.engine.types import Snippet
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,18 +22,31 @@ class FimTemplate:
     suffix: str
     middle: str
     stop: tuple[str, ...]
+    # Repository-level tokens, for models trained with other files in their prompts.
+    repo: str | None = None
+    file_sep: str | None = None
 
-    def render(self, above: str, suffix: str, line: str) -> str:
-        return f"{self.prefix}{above}{self.suffix}{suffix}{self.middle}{line}"
+    def render(self, above: str, suffix: str, line: str, *, context: Sequence[Snippet] = (),
+               repo: str = "", path: str = "") -> str:
+        """The FIM prompt; with `context` (only for templates with repository tokens), the
+        other files first, then the file's own path, as those models were trained."""
+        head = ""
+        if context and self.repo and self.file_sep:
+            name = repo.replace("\n", " ").strip() or "project"
+            head = (f"{self.repo}{name}\n"
+                    + "".join(self.file_sep + repo_piece(s) for s in context)
+                    + f"{self.file_sep}{path.replace(chr(10), ' ')}\n")
+        return f"{head}{self.prefix}{above}{self.suffix}{suffix}{self.middle}{line}"
 
 
 TEMPLATES: dict[str, FimTemplate] = {t.family: t for t in (
     # CodeLlama 7B/13B base and -code models (not 34B, not -Python).
     FimTemplate("codellama", "<PRE> ", " <SUF>", " <MID>", ("<EOT>",)),
     FimTemplate("starcoder", "<fim_prefix>", "<fim_suffix>", "<fim_middle>",
-                ("<|endoftext|>", "<file_sep>")),
+                ("<|endoftext|>", "<file_sep>"), "<repo_name>", "<file_sep>"),
     FimTemplate("qwen", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>",
-                ("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>")),
+                ("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>"), "<|repo_name|>",
+                "<|file_sep|>"),
     FimTemplate("deepseek", "<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>",
                 ("<｜end▁of▁sentence｜>", "<|EOT|>")),
     FimTemplate("codegemma", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>",
