@@ -43,7 +43,7 @@ async def _served(client) -> int:
     """Completions this window's engine backend has answered (not from type-ahead)."""
     snap = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="helios.status"))
-    stats = snap["engine"]["stats"]
+    stats = snap["engine"]["this_window"]  # `stats` are the shared engine's, for all windows
     return stats["completed"] - stats["typeahead_hits"]
 
 
@@ -61,6 +61,17 @@ def _post(port: int, path: str, obj: object) -> tuple[int, dict]:
     with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
         s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                   f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, payload = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(payload or b"{}")
+
+
+def _get(port: int, path: str) -> tuple[int, dict]:
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                  .encode())
         data = b""
         while chunk := s.recv(65536):
             data += chunk
@@ -296,6 +307,46 @@ def test_restart_reloads_the_shared_model(isolated_env, runtime, model):
         wait_until(lambda: _healthy(port), "helios serve to be healthy again")
         [after] = helios_status(env)
         assert after["pid"] == before["pid"] and after["state"] == "ready"
+    finally:
+        serve.terminate()
+        serve.wait(30)
+
+
+def test_status_shows_the_shared_engines_own_work_and_what_it_runs_on(isolated_env, runtime,
+                                                                     model):
+    """Issue 18: /status of a `helios serve` on the shared engine reported 0 quick answers,
+    0 prefetches, 0 prefetch tokens while the engine behind it had done 15, 15 and 21,727.
+    The user-facing /status shows the engine's own counts, what it runs on, and the share."""
+    env = shared_env(isolated_env, runtime, model)
+    port = free_port()
+    serve = _serve(env, port)
+    try:
+        wait_until(lambda: _healthy(port), "helios serve to be healthy")
+        # A long file at a cold place: answered from the quick window, then widened there.
+        code = "".join(f"def function_number_{i}(argument):\n    return argument * {i}\n\n"
+                       for i in range(150))
+        status, _ = _post(port, "/complete", {
+            "code": code, "language": "python", "filename": "long.py", "max_tokens": 4,
+            "position": {"line": code.count("\n"), "character": 0}})
+        assert status == 200
+
+        def engine_stats() -> dict:
+            _, body = _get(port, "/status")
+            return body["engine"]
+
+        done = wait_until(lambda: (e := engine_stats())["stats"]["prefetch_tokens"] > 0 and e,
+                          "the shared engine to widen the quick window")
+        [shared] = helios_status(env)
+        assert done["stats"]["quick_answers"] == 1
+        assert done["stats"]["prefetches"] >= 1
+        assert done["stats"]["background_cpu_seconds"] > 0
+        assert done["stats"]["answer_cpu_seconds"] > 0
+        # What it runs on (the engine the user chose), and the share in between.
+        assert done["backend"] == "local" and done["model_name"] == "shared-tiny.gguf"
+        assert done["shared"]["key"] == shared["key"] and done["shared"]["pid"] == shared["pid"]
+        assert done["n_ctx"] and done["prompt_mode"]
+        # This window's own counts stay apart.
+        assert done["this_window"]["requests"] == 1
     finally:
         serve.terminate()
         serve.wait(30)
