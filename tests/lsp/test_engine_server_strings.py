@@ -99,6 +99,9 @@ async def test_messages_progress_and_items_are_clean(lsp: StartLsp, isolated_env
             assert time.monotonic() < deadline, client.messages
             await asyncio.sleep(0.05)
         assert_clean_json(await status(client), "helios.status")
+        # Asked meanwhile, the server says why there is no completion, quoting it too.
+        assert not (await complete(client, URI, 0, len(CODE))).items
+        await wait_message(client, "no completion")
 
         # Back, with every unsafe character in its name this time.
         srv.health, srv.alias = "ok", HOSTILE

@@ -43,7 +43,7 @@ class OpenAIEngine(RemoteEngine):
         data = listing.get("data") if isinstance(listing, dict) else None
         models = [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
         served = [m["id"] for m in models if isinstance(m.get("id"), str)]
-        model_id = self.settings.engine_model  # the user's own choice
+        model_id = self.settings.engine_model or None  # the user's own choice
         if model_id is None and len(served) == 1:
             model_id = _usable_id(served[0])
         if model_id is None:
