@@ -13,19 +13,19 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from helios_lsp import __version__
+from helios_lsp.logsafe import OneLineFormatter, sanitize
 from helios_lsp.settings import Settings, describe_error
 
 log = logging.getLogger("helios")
 
 
 def setup_logging(debug: bool) -> None:
-    """Logs go to stderr only: in `helios lsp`, stdout belongs to JSON-RPC."""
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+    """Logs go to stderr only: in `helios lsp`, stdout belongs to JSON-RPC. Each record is
+    one line, whatever text reaches it (OneLineFormatter)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler],
+                        force=True)
     # pygls logs every message body at INFO; aiohttp's access log is noise here.
     for noisy in ("pygls", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
@@ -172,15 +172,16 @@ def _remote_model(settings: Settings) -> int:
         finally:
             await remote.close()
 
+    # What the server says was sanitized where it came in; again here, as it goes to a terminal.
     try:
         info = asyncio.run(ask())
     except EngineError as exc:
-        print(f"Uses: nothing yet: {exc}")
+        print(f"Uses: nothing yet: {sanitize(exc, 2000)}")
         return 1
-    print(f"Uses: {info.model}"
+    print(f"Uses: {sanitize(info.model, 2000)}"
           + (" (HELIOS_ENGINE_MODEL)" if settings.engine_model else " (as the server names it)"))
     print(f"  context: {info.n_ctx} tokens, {info.slots} request(s) at once")
-    print(f"  prompts: {info.prompt_mode}")
+    print(f"  prompts: {sanitize(info.prompt_mode, 2000)}")
     return 0
 
 

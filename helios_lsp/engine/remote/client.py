@@ -5,6 +5,11 @@ A cancelled or superseded job closes its connection: the server sees the client 
 stops generating. Server failures become engine errors with details safe to show (no URL
 credentials, no key): unreachable or loading -> EngineUnreachableError (503 over HTTP,
 and the engine probes until it is back); anything else -> CompletionFailedError.
+
+An engine server may be a shared box: what it says is treated like what a client sends.
+A string of its that Helios keeps or shows (its model's name, a value quoted in an error)
+is sanitized where it comes in (`logsafe.sanitize`); the rest of what it says about its
+errors goes to the log only, through `safe`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
+from aiohttp.http_exceptions import HttpProcessingError
 
 from helios_lsp.engine.backend import BackendInfo, TaskBackend, confidence_of
 from helios_lsp.engine.errors import CompletionFailedError, EngineUnreachableError
@@ -28,7 +34,7 @@ from helios_lsp.engine.postprocess import Cleaner
 from helios_lsp.engine.stats import EngineStats
 from helios_lsp.engine.text_prompt import TextPrompt, TextPromptBuilder
 from helios_lsp.engine.types import CompletionInput, CompletionOutput, StopReason
-from helios_lsp.logsafe import safe
+from helios_lsp.logsafe import safe, sanitize
 from helios_lsp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +44,9 @@ _CONNECT_SECONDS = 3.0
 _FIRST_TOKEN_SECONDS = 60.0
 _PROBE_SECONDS = 5.0
 _MAX_LINE = 1 << 20  # one streamed event, at most
+_MAX_DOCUMENT = 4 << 20  # /props, /v1/models: a list of thousands of models fits
+# A model's name as a server gives it, at most (a Hugging Face id or a file path fits).
+MODEL_NAME_LIMIT = 512
 _WHY = {"ClientConnectorError": "connection refused", "TimeoutError": "no answer in time",
         "ServerDisconnectedError": "it closed the connection"}
 
@@ -52,7 +61,26 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
-# What a server says it serves: model, context, FIM, slots, and why this prompt mode.
+class TooLongError(ValueError):
+    """An answer longer than Helios reads."""
+
+
+async def read_json(response: aiohttp.ClientResponse, limit: int = _MAX_DOCUMENT) -> Any:
+    """A (non-streamed) answer's JSON, read up to `limit` bytes. ValueError when it is not
+    JSON or nested too deeply to decode; TooLongError beyond `limit`."""
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(1 << 16):
+        body += chunk
+        if len(body) > limit:
+            raise TooLongError(f"more than {limit} bytes")
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+# What a server says it serves: model (sanitized: it may come from the server), context,
+# FIM, slots, and why this prompt mode.
 RemoteInfo = BackendInfo
 
 
@@ -125,7 +153,7 @@ class RemoteEngine(TaskBackend, ABC):
         if isinstance(why, BaseException):
             why = _WHY.get(type(why).__name__, "it did not answer")
         return EngineUnreachableError(f"the engine server at {self.public_url} is not "
-                                      f"reachable ({why})")
+                                      f"reachable ({sanitize(why, 300)})")
 
     async def get_json(self, path: str) -> Any:
         """GET a small JSON document; unreachable, loading (503) or garbage -> errors."""
@@ -139,9 +167,12 @@ class RemoteEngine(TaskBackend, ABC):
                                                 "(HELIOS_ENGINE_API_KEY)")
                 if r.status >= 400:
                     raise self.unreachable(f"{path} answered {r.status}")
-                return await r.json(content_type=None)
+                return await read_json(r)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise self.unreachable(exc) from None
+        except TooLongError:
+            raise self.unreachable(f"{path} answered more than {_MAX_DOCUMENT >> 20} MiB") \
+                from None
         except ValueError:
             raise self.unreachable(f"{path} did not answer JSON") from None
 
@@ -196,7 +227,7 @@ class RemoteEngine(TaskBackend, ABC):
                 return
             try:
                 event = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested too deeply to decode
                 raise CompletionFailedError("the engine server sent a malformed answer") from None
             if not isinstance(event, dict):
                 raise CompletionFailedError("the engine server sent a malformed answer")
@@ -318,7 +349,8 @@ class RemoteEngine(TaskBackend, ABC):
             if received == 0:
                 raise self.unreachable(exc) from None
             raise CompletionFailedError("the engine server closed the connection") from None
-        except (aiohttp.ClientPayloadError, ValueError) as exc:
+        except (aiohttp.ClientPayloadError, HttpProcessingError, ValueError) as exc:
+            # (HttpProcessingError: a line over _MAX_LINE, among others; its text quotes it.)
             log.warning("engine server answer unreadable: %s", type(exc).__name__)
             raise CompletionFailedError("the engine server sent a malformed answer") from None
 

@@ -10,9 +10,17 @@ from typing import Any
 from helios_lsp.engine.backend import Warmed
 from helios_lsp.engine.errors import CompletionFailedError, EngineUnreachableError
 from helios_lsp.engine.languages import detect
-from helios_lsp.engine.remote.client import Event, Piece, RemoteEngine, RemoteInfo
+from helios_lsp.engine.remote.client import (
+    MODEL_NAME_LIMIT,
+    Event,
+    Piece,
+    RemoteEngine,
+    RemoteInfo,
+    read_json,
+)
 from helios_lsp.engine.text_prompt import TextPrompt
 from helios_lsp.engine.types import CompletionInput, Snippet, StopReason
+from helios_lsp.logsafe import sanitize
 
 _TOP_K = 40
 _TOP_P = 0.95
@@ -31,7 +39,7 @@ class LlamaServerEngine(RemoteEngine):
     async def describe(self) -> RemoteInfo:
         health = await self.get_json("/health")  # 503 while it loads its model
         if isinstance(health, dict) and health.get("status") not in (None, "ok"):
-            raise self.unreachable(f"its status is {health.get('status')!r}")
+            raise self.unreachable(f"its status is {sanitize(repr(health['status']), 100)}")
         props = await self.get_json("/props")
         if not isinstance(props, dict):
             raise self.unreachable("/props did not describe a model")
@@ -40,10 +48,12 @@ class LlamaServerEngine(RemoteEngine):
         if not isinstance(n_ctx, int) or n_ctx < 64:
             raise self.unreachable("/props gave no context size")
         alias, path = props.get("model_alias"), props.get("model_path")
-        # llama-server's alias defaults to the model's path: show its file name only.
+        # llama-server's alias defaults to the model's path: show its file name only. The
+        # name is only shown, never sent back: sanitized, whatever the server put in it.
         named = alias if isinstance(alias, str) and alias else path
-        name = self.settings.engine_model or (
-            PurePath(named).name if isinstance(named, str) and named else "llama-server model")
+        shown = sanitize(PurePath(named).name, MODEL_NAME_LIMIT) if isinstance(named, str) else ""
+        name = sanitize(self.settings.engine_model or shown or "llama-server model",
+                        MODEL_NAME_LIMIT)
         slots = props.get("total_slots")
         fim = await self._supports_infill()
         reason = ("its model has FIM tokens: /infill" if fim else
@@ -59,10 +69,9 @@ class LlamaServerEngine(RemoteEngine):
                     json={"input_prefix": "", "input_suffix": "", "n_predict": 0}) as r:
                 if r.status in (502, 503, 504):
                     raise self.unreachable(f"it answered {r.status}")
-                if r.status == 200:
-                    await r.read()
+                if r.status == 200:  # its answer is not needed (nor read)
                     return True
-                body = await r.json(content_type=None)
+                body = await read_json(r)
         except EngineUnreachableError:
             raise
         except Exception as exc:
@@ -84,7 +93,7 @@ class LlamaServerEngine(RemoteEngine):
         try:
             async with self._client().post(self.url + path,
                                            json={**body, "stream": False, "n_probs": 0}) as r:
-                answer = await r.json(content_type=None) if r.status == 200 else None
+                answer = await read_json(r) if r.status == 200 else None
         except Exception:  # warming is best effort: the request itself reports failures
             return Warmed(0, False)
         if not isinstance(answer, dict):

@@ -7,10 +7,17 @@ import math
 from typing import Any
 
 from helios_lsp.engine.errors import CompletionFailedError
-from helios_lsp.engine.remote.client import Event, Piece, RemoteEngine, RemoteInfo
+from helios_lsp.engine.remote.client import (
+    MODEL_NAME_LIMIT,
+    Event,
+    Piece,
+    RemoteEngine,
+    RemoteInfo,
+)
 from helios_lsp.engine.remote.templates import FimTemplate, template_for
 from helios_lsp.engine.text_prompt import TextPrompt
 from helios_lsp.engine.types import CompletionInput, StopReason
+from helios_lsp.logsafe import has_unsafe, sanitize
 
 _TOP_P = 0.95
 # OpenAI-style servers do not report their context; a window this size fits every
@@ -29,28 +36,36 @@ class OpenAIEngine(RemoteEngine):
     def __init__(self, settings, stats):
         super().__init__(settings, stats)
         self.template: FimTemplate | None = None
+        # The model named in requests: the server's own string, byte for byte (info.model
+        # is the name shown).
+        self.model_id: str | None = None
         # Without /v1 in the URL, the server's API is assumed at /v1 (as Ollama serves it).
         self.api = "" if self.url.endswith("/v1") else "/v1"
 
     async def describe(self) -> RemoteInfo:
         listing = await self.get_json(self.api + "/models")
-        served = []
-        if isinstance(listing, dict) and isinstance(listing.get("data"), list):
-            served = [m.get("id") for m in listing["data"] if isinstance(m, dict)]
-        served = [m for m in served if isinstance(m, str)]
-        name = self.settings.engine_model or (served[0] if len(served) == 1 else None)
-        if name is None:
+        data = listing.get("data") if isinstance(listing, dict) else None
+        models = [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
+        served = [m["id"] for m in models if isinstance(m.get("id"), str)]
+        model_id = self.settings.engine_model or None  # the user's own choice
+        if model_id is None and len(served) == 1:
+            model_id = _usable_id(served[0])
+        if model_id is None:
             raise CompletionFailedError(
                 "set HELIOS_ENGINE_MODEL to the model the engine server should use"
                 + (f" (it serves {len(served)})" if served else ""))
         n_ctx = _DEFAULT_N_CTX
-        for model in listing.get("data", []) if isinstance(listing, dict) else []:
-            if isinstance(model, dict) and model.get("id") == name:
+        for model in models:
+            if model.get("id") == model_id:
                 # vLLM says max_model_len; llama-server says meta.n_ctx_train.
-                size = model.get("max_model_len") or (model.get("meta") or {}).get("n_ctx_train")
+                meta = model.get("meta")
+                size = model.get("max_model_len") or (
+                    meta.get("n_ctx_train") if isinstance(meta, dict) else None)
                 if isinstance(size, int) and size >= 256:
                     n_ctx = min(size, self.settings.n_ctx)
+        name = sanitize(model_id, MODEL_NAME_LIMIT)
         self.template, reason = template_for(name, self.settings.fim_template)
+        self.model_id = model_id
         return RemoteInfo(name, n_ctx, self.template.family if self.template else None, 1,
                           reason)
 
@@ -67,7 +82,7 @@ class OpenAIEngine(RemoteEngine):
         else:
             text, stop = prompt.plain(), []
         body: dict[str, Any] = {
-            "model": self.info.model, "prompt": text, "max_tokens": max_tokens,
+            "model": self.model_id, "prompt": text, "max_tokens": max_tokens,
             "temperature": temperature, "top_p": _TOP_P, "stream": True, "logprobs": 1,
             "seed": self.settings.seed,
         }
@@ -94,7 +109,7 @@ class OpenAIEngine(RemoteEngine):
             for token, value in zip(tokens, values, strict=True):
                 prob = (math.exp(min(0.0, value)) if isinstance(value, int | float)
                         and math.isfinite(value) else None)
-                if token:
+                if isinstance(token, str) and token:
                     pieces.append(Piece(token, prob))
         elif text:
             pieces.append(Piece(text, None))
@@ -102,3 +117,19 @@ class OpenAIEngine(RemoteEngine):
         done = isinstance(finish, str) and bool(finish)
         return Event(pieces, done=done,
                      stop_reason=_FINISH.get(finish, StopReason.EOG) if done else None)
+
+
+def _usable_id(model_id: str) -> str:
+    """The server's only model id, refused when Helios could not show it as it is: what
+    /status and the log say must be the model the requests name."""
+    if not model_id.strip():
+        raise CompletionFailedError("the engine server's model has no name: set "
+                                    "HELIOS_ENGINE_MODEL to the model it should use")
+    if has_unsafe(model_id) or len(model_id) > MODEL_NAME_LIMIT:
+        what = ("control characters" if has_unsafe(model_id)
+                else f"{len(model_id)} characters")
+        raise CompletionFailedError(
+            f"the engine server names its model with {what} "
+            f"({sanitize(repr(model_id), 80)}): set HELIOS_ENGINE_MODEL to the model it "
+            "should use")
+    return model_id
