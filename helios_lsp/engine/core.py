@@ -48,6 +48,7 @@ from helios_lsp.engine.types import (
     StopReason,
     describe_state,
 )
+from helios_lsp.logsafe import safe
 from helios_lsp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ class Engine:
                 raise ModelError("the engine was shut down during the load") from None
             self.load_error = str(exc) if isinstance(exc, EngineError) else "unexpected error"
             self.load_error_public = _public_reason(exc)
-            log.error("model load failed: %s", self.load_error)
+            log.error("model load failed: %s", safe(self.load_error, 1000))
             self._set_state(EngineState.FAILED)
             if isinstance(exc, EngineUnreachableError):
                 self._recover()
@@ -214,8 +215,8 @@ class Engine:
         self.load_error = self.load_error_public = None
         self.stats.loads += 1
         self._set_state(EngineState.READY)
-        log.info("model %s ready in %.1f s (%s)", self.model_name, time.monotonic() - started,
-                 reason)
+        log.info("model %s ready in %.1f s (%s)", safe(self.model_name), time.monotonic() - started,
+                 safe(reason, 1000))
 
     def _recover(self) -> None:
         """Probe an unreachable engine server with back-off; load again when it answers."""

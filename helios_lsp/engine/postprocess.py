@@ -36,6 +36,10 @@ _MAX_COMPARED_LINE = 4096
 # of the cursor: a pathological periodic line is not worth more work.
 _MAX_OVERLAPS = 16
 _BALANCE_WINDOW = 1024
+# Never part of code an editor should insert: control characters but tab and newline (a
+# model, or a hostile engine server, can produce ESC), and bidirectional overrides, which
+# make code read differently from how it runs ("Trojan Source").
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def is_trivial_line(line: str) -> bool:
@@ -185,6 +189,7 @@ class Cleaner:
         (None: no rule cut it, so generation's own reason stands)."""
         ctx = self.ctx
         reason: StopReason | None = None
+        raw = _UNPRINTABLE.sub("", raw)
         stop = self.cut(raw, final=True)
         text = raw
         if stop is not None:

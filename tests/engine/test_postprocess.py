@@ -136,3 +136,11 @@ def test_every_cut_names_a_stop_reason(prefix, suffix, generated, reason):
     assert got is reason
     if reason is not None:
         assert got == reason.value and f"{got}" == reason.value  # JSON and logs see the word
+
+
+def test_control_characters_and_bidi_overrides_never_reach_the_editor():
+    """A model (or a hostile engine server) may produce ESC or a bidi override: an editor
+    must never insert them (they repaint terminals, or make code read unlike it runs)."""
+    cleaner = Cleaner(analyse("x = ", "", detect("python", "a.py")))
+    text, _ = cleaner.finish("compute(\x1b[31mred\u202e, \x00b)\tok")
+    assert text == "compute([31mred, b)\tok"
