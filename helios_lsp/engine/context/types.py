@@ -5,16 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from helios_lsp.engine.types import Snippet
+
 SNIPPET_KINDS = ("outline", "chunk", "edit")
 
 
-@dataclass(frozen=True, slots=True)
-class Snippet:
-    """One piece of another file for the prompt."""
-
-    path: str  # relative to its workspace folder (or the document's name), posix separators
-    text: str  # whole lines, each ending in "\n"
-    kind: str  # "outline" | "chunk" | "edit"
+# One piece of another file for the prompt: the engine's own type.
+__all__ = ["SNIPPET_KINDS", "ContextLimits", "ContextQuery", "Snippet"]
 
 
 @dataclass(frozen=True)
