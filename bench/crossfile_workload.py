@@ -537,7 +537,8 @@ def workload_files(cases: list[CrossfileCase], seed: int, k_open: int = 3
 def copy_package(pkg: Package, dest: Path) -> Path:
     """A copy of the package's directory under `dest` (what a checkout would hold), without
     compiled caches. Used as the workspace folder, so Helios's rule of skipping virtualenvs
-    and node_modules (site-packages and npm live in them) does not hide the package."""
+    and node_modules (site-packages and npm live in them) does not hide the package. A
+    scoped name (@npmcli/config) nests, as in node_modules."""
     target = dest / pkg.name
     if not target.exists():
         shutil.copytree(pkg.root, target, symlinks=True,

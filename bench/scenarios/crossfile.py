@@ -104,6 +104,23 @@ def wait_idle(lsp: HeliosLSP, timeout: float = IDLE_TIMEOUT) -> dict[str, Any]:
             "status": status}
 
 
+def wait_indexed(lsp: HeliosLSP, timeout: float = IDLE_TIMEOUT) -> dict[str, Any]:
+    """After a workspace folder is given: wait until the index says "ready" (a Helios
+    that reports no workspace: until idle), then until idle."""
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    ws = None
+    while time.monotonic() < deadline:
+        ws = workspace_status(lsp.status())
+        if ws is None or ws.get("state") == "ready":
+            break
+        time.sleep(0.05)
+    waited = wait_idle(lsp, max(1.0, deadline - time.monotonic()))
+    ws = workspace_status(waited["status"])
+    return {"seconds": time.perf_counter() - started, "workspace": ws,
+            "timed_out": waited["timed_out"] or bool(ws and ws.get("state") != "ready")}
+
+
 def context_messages(lsp: HeliosLSP) -> list[str]:
     """What the server told the client about the `context` setting (today's Helios reports
     it as an unknown setting, and ignores it)."""
@@ -146,7 +163,7 @@ class _Copies:
 
     def root(self, pkg: Package) -> Path:
         if pkg.name not in self.roots:
-            self.roots[pkg.name] = copy_package(pkg, self.dest / pkg.name.replace("/", "_"))
+            self.roots[pkg.name] = copy_package(pkg, self.dest)
         return self.roots[pkg.name]
 
     def uri(self, pkg: Package, f: PackageFile) -> str:
@@ -195,7 +212,8 @@ def ask(ctx: Context, lsp: HeliosLSP, config: str, ci: int, case: CrossfileCase,
     last = cstat.get("last_prompt") if cstat else None
     where = {"config": config, "case": ci, "package": pkg.name, "language": lang,
              "file": case.file.name, "line": case.line + 1, "module": case.module,
-             "name": case.name, "sibling": case.sibling.name}
+             "name": case.name, "sibling": case.sibling.name,
+             "sibling_rel": pkg.rel(case.sibling)}
     rec = {
         **where, "kind": "ask", "expected": case.rest, **score(ans.text, case),
         "latency": ans.latency, "error": ans.error, "model_ran": ans.model_ran,
@@ -256,14 +274,9 @@ def run(ctx: Context, draw: Draw, pause: float, parts: set[str]) -> dict[str, An
                 root = copies.root(pkg)
                 ctx.log(f"crossfile: helios-lsp-workspace on {pkg_name} ({len(pkg.files)} "
                         f"{pkg.language} files)")
-                started = time.perf_counter()
                 try:
                     ws = start_server(ctx, "workspace", [root])
-                    waited = wait_idle(ws)
-                    ready = time.perf_counter() - started
-                    indexes.append({"package": pkg_name, "seconds_to_idle": ready,
-                                    "timed_out": waited["timed_out"],
-                                    "workspace": workspace_status(waited["status"])})
+                    indexes.append({"package": pkg_name, **wait_indexed(ws)})
                     servers["workspace"] = ws
                 except Unavailable as exc:
                     unavailable["workspace"] = str(exc)
@@ -373,10 +386,10 @@ def summarize(result: dict[str, Any], index: dict[str, Any] | None = None) -> di
 
 
 def _sibling_in(r: dict[str, Any]) -> bool:
-    """Whether the last prompt's files include S (paths relative to a workspace folder or
-    however Helios names open documents: compared by their ending)."""
-    sib = r["sibling"].split("/", 1)[-1]
-    return any(isinstance(f, str) and (sib.endswith(f.lstrip("./")) or f.endswith(sib))
+    """Whether the last prompt's files include S: its path relative to the package's
+    directory (the workspace folder), or a longer path or URI ending with it."""
+    rel = r.get("sibling_rel") or r["sibling"].split("/", 1)[-1]
+    return any(isinstance(f, str) and (f.removeprefix("./") == rel or f.endswith("/" + rel))
                for f in (r.get("last_prompt") or {}).get("files") or [])
 
 

@@ -162,20 +162,27 @@ def test_the_big_workspace_is_written(tmp_path):
     assert "copy-2/py/a.py" in files
 
 
-def test_the_report_is_robust_to_a_helios_without_context():
-    """Records as today's Helios gives them (no `engine.context` in helios.status)."""
+def test_the_summary_reads_helios_with_and_without_context():
+    """`off` records as today's Helios gives them (no `engine.context` in helios.status),
+    `workspace` ones as the interface promises (`last_prompt` with relative paths)."""
     recs = []
     for config in ("off", "workspace"):
         for i, hit in enumerate((False, True)):
+            on = config == "workspace"
             recs.append({"config": config, "case": i, "package": "p", "language": "python",
-                         "kind": "ask", "hit": hit and config == "workspace", "exact": False,
+                         "kind": "ask", "hit": hit and on, "exact": False,
                          "latency": 0.1, "error": None, "idle_wait": 1.0,
-                         "idle_timed_out": False, "context_enabled": None,
-                         "last_prompt": None, "sibling": "p/s.py"})
+                         "idle_timed_out": False, "context_enabled": True if on else None,
+                         "last_prompt": {"files": ["sub/s.py" if i else "t.py"],
+                                         "tokens": 300} if on else None,
+                         "sibling": "p/sub/s.py", "sibling_rel": "sub/s.py"})
             recs.append({"config": config, "kind": "key", "latency": 0.05, "error": None,
                          "model_ran": True, "evaluated": 2, "prompt_tokens": 900})
     s = crossfile.summarize({"records": recs, "configs": ["off", "workspace"], "pause": 1.0})
     assert s["configs"]["workspace"]["hit_points_over_off"] == 0.5
+    assert s["configs"]["workspace"]["sibling_in_prompt"] == 0.5
+    assert s["configs"]["workspace"]["last_prompt_tokens"]["median"] == 300
+    assert s["configs"]["off"]["context_reported"] == 0
     assert s["keys"]["ratio"]["p95"] == 1.0
     from bench.report import _target
 
