@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--crossfile-parts", default="off,open,workspace,keys,index",
                    help="crossfile: configurations (off, open, workspace), keystroke latency "
                    "(keys: off vs workspace) and the big workspace's indexing (index)")
+    p.add_argument("--crossfile-cases", type=int, default=None,
+                   help="crossfile: this many cases instead of the mode's (48; --quick: 3)")
     p.add_argument("--write-docs", action="store_true",
                    help=f"also put the report into {DOCS.relative_to(ROOT)}")
     return p
@@ -241,7 +243,8 @@ def _crossfile(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
                          f"choose from {', '.join(crossfile.PARTS)}")
     out: dict[str, Any] = {}
     if parts - {"index"}:
-        draw = draw_cases(load_packages(), cfg.crossfile_cases, cfg.seed)
+        n = cfg.crossfile_cases if args.crossfile_cases is None else args.crossfile_cases
+        draw = draw_cases(load_packages(), n, cfg.seed)
         out = crossfile.run(ctx, draw, args.pause_ms / 1000, parts)
     if "index" in parts:
         try:

@@ -188,5 +188,13 @@ def test_the_summary_reads_helios_with_and_without_context():
 
     targets = {t["id"]: t["status"] for t in crossfile.check_targets(s, _target)}
     assert targets == {"7-hits-open": "N/A", "7-hits-workspace": "PASS", "7-keys-p95": "PASS"}
+    # A Helios that reports no context: the keystroke ratio is not the cost of context.
+    for r in recs:
+        if r["kind"] == "ask":
+            r["context_enabled"] = None
+    s = crossfile.summarize({"records": recs, "configs": ["off", "workspace"], "pause": 1.0})
+    t = {t["id"]: t for t in crossfile.check_targets(s, _target)}
+    assert t["7-keys-p95"]["status"] == "N/A" and "reported no context" in t["7-keys-p95"][
+        "shown"]
     md = "\n".join(crossfile.markdown(s, {"records": recs}))
     assert "## 6. Cross-file context" in md and "| p | 0/2 · 0 | 1/2 · 0 |" in md
