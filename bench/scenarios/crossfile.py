@@ -104,15 +104,32 @@ def wait_idle(lsp: HeliosLSP, timeout: float = IDLE_TIMEOUT) -> dict[str, Any]:
             "status": status}
 
 
+STALE_READY = 5.0  # seconds "ready" with no file may mean the folder is not picked up yet
+
+
+def index_ready(ws: dict[str, Any] | None, seen_indexing: bool, stale_for: float) -> bool:
+    """Whether a workspace status says the folder given is indexed: "ready" with files (or
+    after "indexing" was seen); "ready" with none for STALE_READY s counts too (nothing
+    to index, which the report then shows)."""
+    if not ws or ws.get("state") != "ready":
+        return False
+    return bool(ws.get("files")) or seen_indexing or stale_for >= STALE_READY
+
+
 def wait_indexed(lsp: HeliosLSP, timeout: float = IDLE_TIMEOUT) -> dict[str, Any]:
-    """After a workspace folder is given: wait until the index says "ready" (a Helios
-    that reports no workspace: until idle), then until idle."""
+    """After a workspace folder is given: wait until the index is ready (a Helios that
+    reports no workspace: until idle), then until idle."""
     started = time.perf_counter()
     deadline = time.monotonic() + timeout
-    ws = None
+    seen_indexing, ready_since = False, None
     while time.monotonic() < deadline:
         ws = workspace_status(lsp.status())
-        if ws is None or ws.get("state") == "ready":
+        if ws is None:
+            break
+        seen_indexing = seen_indexing or ws.get("state") == "indexing"
+        now = time.perf_counter()
+        ready_since = (ready_since or now) if ws.get("state") == "ready" else None
+        if index_ready(ws, seen_indexing, now - (ready_since or now)):
             break
         time.sleep(0.05)
     waited = wait_idle(lsp, max(1.0, deadline - time.monotonic()))
@@ -494,6 +511,15 @@ def markdown(s: dict[str, Any], result: dict[str, Any]) -> list[str]:
                      "", ""])
         lines += _table(["context", "keystrokes", "p50", "p95", "evaluated (median)",
                          "prompt tokens (median)"], rows)
+    idx = [i for i in result.get("workspace_indexes", []) if i.get("workspace")]
+    if idx:
+        lines += ["The `workspace` servers' own index (one server per package):", ""]
+        lines += _table(["package", "files", "bytes", "state", "seconds (status)",
+                         "ready after (our clock)"],
+                        [[i["package"], i["workspace"].get("files"),
+                          i["workspace"].get("bytes"), i["workspace"].get("state"),
+                          i["workspace"].get("seconds"), f"{i['seconds']:.1f} s"]
+                         for i in idx])
     if "index" in s:
         from bench.scenarios import crossfile_index
 

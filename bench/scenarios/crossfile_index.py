@@ -20,7 +20,7 @@ from typing import Any
 from bench.contenders import HeliosLSP, rss_of
 from bench.context import Context
 from bench.crossfile_workload import build_tree
-from bench.scenarios.crossfile import OPTIONS, wait_idle, workspace_status
+from bench.scenarios.crossfile import OPTIONS, index_ready, wait_idle, workspace_status
 from bench.stats import summary
 
 PROBE_INTERVAL = 0.02
@@ -68,17 +68,22 @@ def run(ctx: Context, n_files: int, baseline_seconds: float, timeout: float
         t0 = time.perf_counter()
         lsp.change_workspace_folders([tree], [])
         ready_at: float | None = None
-        reported = False
+        reported = seen_indexing = False
+        ready_since: float | None = None
         while True:
             t = time.perf_counter()
             latency, status = _probe(lsp)
             ws = workspace_status(status)
             reported = reported or ws is not None
             elapsed = t - t0
+            state = ws.get("state") if ws else None
             samples.append({"t": elapsed, "latency": latency, "after_ready": ready_at is not None,
-                            "state": ws.get("state") if ws else None,
-                            "files": ws.get("files") if ws else None})
-            if ready_at is None and ws and ws.get("state") == "ready" and ws.get("files"):
+                            "state": state, "files": ws.get("files") if ws else None})
+            seen_indexing = seen_indexing or state == "indexing"
+            ready_since = (elapsed if ready_since is None else ready_since) if (
+                state == "ready") else None
+            if ready_at is None and index_ready(ws, seen_indexing,
+                                                elapsed - (ready_since or elapsed)):
                 ready_at = elapsed
             if ready_at is not None and elapsed > ready_at + TAIL:
                 break

@@ -198,3 +198,27 @@ def test_the_summary_reads_helios_with_and_without_context():
         "shown"]
     md = "\n".join(crossfile.markdown(s, {"records": recs}))
     assert "## 6. Cross-file context" in md and "| p | 0/2 · 0 | 1/2 · 0 |" in md
+
+
+def test_helios_is_idle_only_when_it_neither_works_nor_indexes():
+    def status(busy=False, queued=0, state=None):
+        engine = {"busy": busy, "queued": queued}
+        if state is not None:
+            engine["context"] = {"enabled": True, "workspace": {"files": 3, "state": state}}
+        return {"engine": engine}
+
+    assert crossfile.idle(status())  # today's Helios: no context fields at all
+    assert not crossfile.idle(status(busy=True)) and not crossfile.idle(status(queued=1))
+    assert not crossfile.idle(status(state="indexing"))
+    assert crossfile.idle(status(state="ready")) and crossfile.idle(status(state="idle"))
+    assert not crossfile.idle({})  # no engine in the answer: not known to be idle
+
+
+def test_an_index_is_ready_with_files_or_after_indexing_was_seen():
+    ready = {"state": "ready", "files": 0}
+    assert not crossfile.index_ready(None, False, 0)
+    assert not crossfile.index_ready({"state": "indexing", "files": 10}, True, 0)
+    assert crossfile.index_ready({"state": "ready", "files": 10}, False, 0)
+    assert not crossfile.index_ready(ready, False, 1.0)  # maybe not picked up yet
+    assert crossfile.index_ready(ready, True, 0)
+    assert crossfile.index_ready(ready, False, crossfile.STALE_READY)
