@@ -5,6 +5,8 @@
     python -m bench --write-docs    # full run, then put its report into docs/benchmarks.md
     python -m bench --only replay,jumps   # Helios vs llama.cpp's llama-server (make llama-server)
     python -m bench --only trimmed        # a client sending the last 6,000 chars vs bare
+    python -m bench --only crossfile      # context from other files (issue 17)
+    python -m bench --only crossfile --crossfile-parts off   # one configuration only
 
 Results: <out>/latest.json (everything, raw records included) and <out>/latest.md.
 Run it on a quiet machine: every contender gets the same threads, and they take turns.
@@ -45,7 +47,8 @@ from bench.workload import (
     typeahead_starts,
 )
 
-SCENARIOS = ("startup", "replay", "paced", "typeahead", "jumps", "trimmed", "quality")
+SCENARIOS = ("startup", "replay", "paced", "typeahead", "jumps", "trimmed", "quality",
+             "crossfile")
 DOCS = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
@@ -66,9 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--typing-ms", type=float, default=150,
                    help="milliseconds between keystrokes in the paced typing run")
     p.add_argument("--pause-ms", type=float, default=1000,
-                   help="the user's pause after a cursor jump, before typing (jumps)")
+                   help="the user's pause after a cursor jump, before typing (jumps), and "
+                   "after typing the `.` before asking (crossfile)")
     p.add_argument("--no-prefetch", action="store_true",
                    help="jumps: Helios is not told where the cursor landed (no POST /prefetch)")
+    p.add_argument("--crossfile-parts", default="off,open,workspace,keys,index",
+                   help="crossfile: configurations (off, open, workspace), keystroke latency "
+                   "(keys: off vs workspace) and the big workspace's indexing (index)")
+    p.add_argument("--crossfile-cases", type=int, default=None,
+                   help="crossfile: this many cases instead of the mode's (48; --quick: 3)")
     p.add_argument("--write-docs", action="store_true",
                    help=f"also put the report into {DOCS.relative_to(ROOT)}")
     return p
@@ -180,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                 cases = quality_cases(files, config.quality_cases, config.seed,
                                       config.max_prefix_chars, config.quality_files)
                 results["quality"] = quality.run(ctx, cases)
+            if "crossfile" in only:
+                results["crossfile"] = _crossfile(ctx, args)
         finally:
             for c in (ctx.lsp, ctx.http, ctx.peer, ctx.llama_server, ctx.engine, ctx.bare):
                 if c is not None:
@@ -217,6 +228,32 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: wrote {args.out / 'latest.json'} and {args.out / 'latest.md'}",
           file=sys.stderr)
     return 0
+
+
+def _crossfile(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    from bench.contenders import Unavailable
+    from bench.crossfile_workload import draw_cases, load_packages
+    from bench.scenarios import crossfile, crossfile_index
+
+    cfg = ctx.config
+    parts = {s.strip() for s in args.crossfile_parts.split(",") if s.strip()}
+    unknown = parts - set(crossfile.PARTS)
+    if unknown:
+        raise SystemExit(f"bench: unknown --crossfile-parts {sorted(unknown)}; "
+                         f"choose from {', '.join(crossfile.PARTS)}")
+    out: dict[str, Any] = {}
+    if parts - {"index"}:
+        n = cfg.crossfile_cases if args.crossfile_cases is None else args.crossfile_cases
+        draw = draw_cases(load_packages(), n, cfg.seed)
+        out = crossfile.run(ctx, draw, args.pause_ms / 1000, parts)
+    if "index" in parts:
+        try:
+            out["index"] = crossfile_index.run(ctx, cfg.crossfile_tree_files,
+                                               cfg.crossfile_baseline,
+                                               cfg.crossfile_index_timeout)
+        except Unavailable as exc:
+            out.setdefault("unavailable", {})["index"] = str(exc)
+    return out
 
 
 def write_docs(body: str) -> None:

@@ -674,6 +674,10 @@ def lsp_position(prefix: str) -> dict[str, int]:
     return {"line": line, "character": utf16_len(last)}
 
 
+def workspace_folder(path: Path) -> dict[str, str]:
+    return {"uri": path.resolve().as_uri(), "name": path.name}
+
+
 class HeliosLSP:
     """`helios lsp` on stdio: didOpen/didChange and textDocument/inlineCompletion, like an
     editor; counters from the `helios.status` command (not timed)."""
@@ -681,14 +685,22 @@ class HeliosLSP:
     name = "helios-lsp"
 
     def __init__(self, model: Path, threads: int, tmp: Path, max_tokens: int,
-                 sidecar: bool = False, timeout: float = 180):
+                 sidecar: bool = False, timeout: float = 180,
+                 options: dict[str, Any] | None = None,
+                 workspace_folders: list[Path] | None = None,
+                 env: dict[str, str] | None = None, name: str | None = None):
+        """`options`: more initializationOptions (e.g. {"context": false});
+        `workspace_folders`: sent as `workspaceFolders` (None: no workspace, as before);
+        `env`: more environment (HELIOS_* settings of this one server)."""
         import importlib.util
 
         from bench.lsp_client import LspClient
 
         if importlib.util.find_spec("helios_lsp.lsp.main") is None:
             raise Unavailable("helios_lsp.lsp.main is not there yet")
-        env = bench_env(tmp)
+        if name is not None:
+            self.name = name
+        env = {**bench_env(tmp), **(env or {})}
         env["HELIOS_MODEL"] = str(model)
         env["HELIOS_N_THREADS"] = str(threads)
         self.http_port = free_port() if sidecar else None
@@ -698,23 +710,31 @@ class HeliosLSP:
                                 stdin=True)
         self.process.name = self.name
         self.rpc = LspClient(self.process.proc.stdin, self.process.proc.stdout)
-        options: dict[str, Any] = {"maxTokens": max_tokens, "temperature": 0.0}
-        options["http"] = {"enabled": True, "port": self.http_port} if sidecar else False
-        try:
-            self.rpc.call("initialize", {
-                "processId": os.getpid(),
-                "clientInfo": {"name": "helios-bench"},
-                "rootUri": None,
-                "capabilities": {
-                    "general": {"positionEncodings": ["utf-16"]},
-                    "textDocument": {
-                        "synchronization": {"dynamicRegistration": False},
-                        "inlineCompletion": {"dynamicRegistration": False},
-                    },
-                    "window": {"workDoneProgress": False},
+        init_options: dict[str, Any] = {"maxTokens": max_tokens, "temperature": 0.0}
+        init_options["http"] = {"enabled": True, "port": self.http_port} if sidecar else False
+        init_options.update(options or {})
+        params: dict[str, Any] = {
+            "processId": os.getpid(),
+            "clientInfo": {"name": "helios-bench"},
+            "rootUri": None,
+            "capabilities": {
+                "general": {"positionEncodings": ["utf-16"]},
+                "textDocument": {
+                    "synchronization": {"dynamicRegistration": False},
+                    "inlineCompletion": {"dynamicRegistration": False},
                 },
-                "initializationOptions": options,
-            }, timeout=timeout)
+                "window": {"workDoneProgress": False},
+            },
+            "initializationOptions": init_options,
+        }
+        if workspace_folders is not None:
+            folders = [workspace_folder(p) for p in workspace_folders]
+            self.rpc.workspace_folders = folders
+            params["workspaceFolders"] = folders
+            params["rootUri"] = folders[0]["uri"] if folders else None
+            params["capabilities"]["workspace"] = {"workspaceFolders": True}
+        try:
+            self.rpc.call("initialize", params, timeout=timeout)
             self.rpc.notify("initialized", {})
             self.startup_seconds = self._wait_ready(timeout)
         except Exception as exc:
@@ -765,6 +785,16 @@ class HeliosLSP:
     def close_document(self, uri: str) -> None:
         self._versions.pop(uri, None)
         self.rpc.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+    def change_workspace_folders(self, added: list[Path], removed: list[Path]) -> None:
+        """workspace/didChangeWorkspaceFolders, as an editor sends when a folder is added."""
+        add = [workspace_folder(p) for p in added]
+        remove = [workspace_folder(p) for p in removed]
+        uris = {f["uri"] for f in remove}
+        self.rpc.workspace_folders = [f for f in self.rpc.workspace_folders or []
+                                      if f["uri"] not in uris] + add
+        self.rpc.notify("workspace/didChangeWorkspaceFolders",
+                        {"event": {"added": add, "removed": remove}})
 
     def insert(self, uri: str, at_prefix: str, text: str) -> None:
         """didChange: `text` inserted where the document's first len(at_prefix) chars end."""

@@ -39,6 +39,11 @@ class Config:
     jumps: int = 16  # cursor jumps (within a file, to another file), after a first place
     jump_files: int = 3  # the files the jumps move between
     jump_chars: int = 6  # keystrokes typed at each place after the pause
+    crossfile_cases: int = 48  # cross-file lines (the sample was 18)
+    crossfile_keys: int = 4  # keystrokes typed at each cross-file place, context on and off
+    crossfile_tree_files: int = 5000  # the workspace indexed while requests are timed
+    crossfile_baseline: float = 3.0  # seconds of requests before indexing begins
+    crossfile_index_timeout: float = 300.0
 
     @classmethod
     def make(cls, quick: bool, seed: int, threads: int) -> Config:
@@ -47,7 +52,9 @@ class Config:
                        paced_segments=1, overhead_repeats=2, quality_cases=3,
                        quality_files=2, typeahead_starts=1, typeahead_chars=3,
                        startup_reps=1, max_prefix_chars=2_500, jumps=3, jump_files=2,
-                       jump_chars=2)
+                       jump_chars=2, crossfile_cases=3, crossfile_keys=2,
+                       crossfile_tree_files=500, crossfile_baseline=1.0,
+                       crossfile_index_timeout=120.0)
         return cls(quick=False, seed=seed, threads=threads)
 
 

@@ -3,7 +3,8 @@
 A reader thread parses `Content-Length` frames; it stamps each response with the time it
 was read, so latency does not include the time the benchmark takes to look at it. Requests
 from the server (workspace/configuration, window/workDoneProgress/create, ...) are
-answered at once with empty results, as a minimal editor would.
+answered at once with empty results (the workspace folders, when asked), as a minimal
+editor would.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class LspClient:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self.notifications: list[tuple[str, Any]] = []
+        # What `workspace/workspaceFolders` answers (None: no workspace open).
+        self.workspace_folders: list[dict[str, str]] | None = None
         self.closed = threading.Event()
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
         self._reader.start()
@@ -103,6 +106,8 @@ class LspClient:
         if message.get("method") == "workspace/configuration":
             items = (message.get("params") or {}).get("items") or []
             result = [None for _ in items]
+        elif message.get("method") == "workspace/workspaceFolders":
+            result = self.workspace_folders
         with contextlib.suppress(OSError, ValueError):
             self._write({"jsonrpc": "2.0", "id": message["id"], "result": result})
 

@@ -339,6 +339,10 @@ def check_targets(s: dict[str, Any]) -> list[dict[str, Any]]:
         t.append(_target("6-trimmed", "Client sending the last 6,000 characters: helios-http "
                          "median per keystroke / naive bare engine's", m, 0.2, "<=",
                          _fmt_ratio(m)))
+    if "crossfile" in s:  # issue 17: context from other files
+        from bench.scenarios import crossfile
+
+        t += crossfile.check_targets(s["crossfile"], _target)
     return t
 
 
@@ -361,6 +365,11 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         s["quality"] = summarize_quality(results["quality"])
     if "startup" in results:
         s["startup"] = summarize_startup(results["startup"])
+    if "crossfile" in results:
+        from bench.scenarios import crossfile
+
+        s["crossfile"] = crossfile.summarize(results["crossfile"],
+                                             results["crossfile"].get("index"))
     return s
 
 
@@ -574,6 +583,11 @@ def markdown(report: dict[str, Any]) -> str:
             lines += [f"Bare: `Llama(...)` itself took {_n(bare['load_seconds']['median'], 2)}"
                       " s of that (median).", ""]
 
+    if "crossfile" in s:
+        from bench.scenarios import crossfile
+
+        lines += crossfile.markdown(s["crossfile"], report["results"]["crossfile"])
+
     lines += ["## Workload", "",
               "Standard-library modules of the running interpreter (SHA-256 prefix shown); "
               "positions drawn with the seed:", ""]
@@ -583,6 +597,12 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def _limit(t: dict[str, Any]) -> str:
+    if t["id"].startswith("7-hits"):
+        return f"+{100 * t['limit']:.0f} points"
+    if t["id"] == "7-index-delay":
+        return _fmt_ms(t["limit"])
+    if t["id"] == "7-index-rss":
+        return f"{t['limit']} MiB"
     if t["id"].startswith("3"):
         return _fmt_ms(t["limit"])
     if t["id"].endswith("reeval") or t["id"] == "4-garbage":

@@ -164,3 +164,26 @@ def test_llama_server_is_a_contender_when_built(report):
     assert report["summary"]["jumps"]["helios-http"]["vs_llama_server"]["median"] > 0
     ids = {t["id"]: t["status"] for t in report["targets"]}
     assert ids["5-llama-server-median"] in {"PASS", "FAIL"}
+
+
+def test_crossfile_runs_every_configuration(report):
+    cf = report["summary"]["crossfile"]
+    for config in ("off", "open", "workspace"):
+        c = cf["configs"][config]
+        assert c["cases"] == 3 and c["errors"] == 0, c
+        assert 0 <= c["hit_share"] <= 1 and 0 <= c["exact_share"] <= 1
+        assert _positive(c["latency"]["median"])
+    for config in ("off", "workspace"):  # 2 keystrokes at each of the 3 places
+        assert cf["keys"][config]["keystrokes"] == 6
+        assert _positive(cf["keys"][config]["latency"]["p95"])
+    assert cf["keys"]["ratio"]["p95"] > 0
+    index = cf["index"]
+    assert index["written_files"] == 500 and index["probes"] > 0
+    assert index["baseline"]["n"] > 0 and _positive(index["baseline"]["median"])
+    ids = {t["id"]: t["status"] for t in report["targets"]}
+    for tid in ("7-hits-open", "7-hits-workspace", "7-keys-p95", "7-index-delay",
+                "7-index-rss"):
+        assert ids[tid] in {"PASS", "FAIL", "N/A"}
+    assert "## 6. Cross-file context" in report["_markdown"]
+    workload = report["results"]["crossfile"]["workload"]
+    assert workload and all(len(f["sha256"]) == 64 for f in workload)
