@@ -26,6 +26,7 @@ export interface StatusResponse {
   model_name?: string;
   uptime?: number;
   config?: Record<string, unknown>;
+  limits?: { max_body_bytes?: number };
 }
 
 /** What went wrong, in the terms the extension acts on. */
@@ -170,15 +171,15 @@ export class HeliosClient {
 
   /**
    * POST /prefetch: the server warms its cache for a place the user is about to type at.
-   * Best effort: nothing is reported, whatever the answer (an older server has no such
-   * endpoint).
+   * Best effort: no error is reported, whatever the answer (an older server has no such
+   * endpoint). Resolves to whether the server took the request (a 2xx answer).
    */
-  async prefetch(request: CompletionRequest): Promise<void> {
-    if (this.backoffRemainingMs() > 0) return;
+  async prefetch(request: CompletionRequest): Promise<boolean> {
+    if (this.backoffRemainingMs() > 0) return false;
     try {
-      await this.send('POST', '/prefetch', request, undefined, 5_000);
+      return isOk(await this.send('POST', '/prefetch', request, undefined, 5_000));
     } catch {
-      // a completion at that place will report any real problem
+      return false; // a completion at that place will report any real problem
     }
   }
 

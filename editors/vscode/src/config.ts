@@ -15,6 +15,8 @@ export interface HeliosConfig {
   timeoutMs: number;
   autoStart: boolean;
   serverCommand: string;
+  /** Send other open and recently edited files as `context` (`helios.context.enabled`). */
+  contextEnabled: boolean;
 }
 
 /** Anything with WorkspaceConfiguration's `get`. */
@@ -40,6 +42,7 @@ export function readConfig(source: ConfigSource): HeliosConfig {
       typeof timeout === 'number' && Number.isFinite(timeout) ? Math.min(300_000, Math.max(1000, timeout)) : 15_000,
     autoStart: source.get<boolean>('autoStart') !== false,
     serverCommand: stringOr(source.get('serverCommand'), 'helios'),
+    contextEnabled: source.get<boolean>('context.enabled') !== false,
   };
 }
 

@@ -7,8 +7,19 @@ import * as vscode from 'vscode';
 import { abortSignalFrom } from './cancellation';
 import { HeliosClient, HeliosError } from './client';
 import { HeliosConfig, readConfig } from './config';
+import {
+  ContextDocument,
+  ContextEntry,
+  contextByteBudget,
+  contextFiles,
+  ContextTracker,
+  DEFAULT_MAX_BODY_BYTES,
+  RecentDocuments,
+  SERVER_BOUNDS,
+} from './context';
 import { Debouncer } from './debounce';
-import { buildCompletionRequest } from './request';
+import { serverLanguage } from './languages';
+import { buildCompletionRequest, CompletionRequest } from './request';
 import { describeExit, launchFor, ServerProcess, waitUntilReady } from './server';
 import { INITIAL_STATUS, pollDelayMs, reduceStatus, StatusEvent, StatusState, viewStatus } from './status';
 
@@ -36,6 +47,8 @@ const START_TIMEOUT_MS = 120_000;
 // A pause after the cursor lands before the cache is warmed there: passing moves (arrow
 // keys held down, scrolling with the cursor) cost nothing.
 const PREFETCH_PAUSE_MS = 300;
+// A server whose start (now - its /health uptime) moved by more than this was restarted.
+const RESTART_SLACK_MS = 2000;
 
 /** What `activate` returns: for other extensions and for tests. */
 export interface HeliosApi {
@@ -76,6 +89,14 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
   private lastPlace = '';
   private prefetchTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly disposables: vscode.Disposable[] = [];
+  // Other files sent as `context`: recent edits, and what the server already has.
+  private readonly recentEdits = new RecentDocuments<{ key: string; document: vscode.TextDocument }>();
+  private readonly contextTracker = new ContextTracker();
+  /** The server refused a request with `context` and took it without: none is sent. */
+  private contextRefused = false;
+  private maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
+  /** When the server started, by its /health uptime: a later start is a restart. */
+  private serverStartedAt: number | undefined;
   private server: ServerProcess | undefined;
   private starting: Promise<void> | undefined;
   private modelFetch: Promise<void> | undefined;
@@ -142,6 +163,17 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
       // cache there while the user reads, before the first keystroke.
       vscode.window.onDidChangeTextEditorSelection((e) => this.cursorMoved(e.textEditor)),
       vscode.window.onDidChangeActiveTextEditor((editor) => editor && this.cursorMoved(editor)),
+      // Recently edited files go to the server as context (see contextFor).
+      vscode.workspace.onDidChangeTextDocument((e) => {
+        if (e.contentChanges.length > 0 && e.document.uri.scheme === 'file') {
+          this.recentEdits.touch({ key: e.document.uri.toString(), document: e.document });
+        }
+      }),
+      vscode.workspace.onDidCloseTextDocument((document) => {
+        const key = document.uri.toString();
+        this.recentEdits.forget(key);
+        this.contextTracker.forgetDocument(key);
+      }),
       // Another window of this VS Code may set or remove the key.
       this.context.secrets.onDidChange((e) => {
         if (e.key === API_KEY_SECRET) void this.loadApiKey();
@@ -166,8 +198,70 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
       const request = this.requestAt(document, position);
       if (!request) return;
       this.lastPlace = place;
-      void this.client.prefetch(request);
+      // A pause at a new place: the whole context, so that a server that lost some of it
+      // (it keeps a bounded number of files from all its clients) has it again.
+      const entries = this.contextFor(document, request, 'all');
+      const generation = this.contextTracker.generation;
+      void this.client.prefetch(withContext(request, entries)).then((taken) => {
+        if (taken && entries.length > 0) this.contextTracker.markSent(entries, generation);
+      });
     }, PREFETCH_PAUSE_MS);
+  }
+
+  /**
+   * The other files to send with a request in `document`: the visible editors' documents,
+   * then the recently edited ones (most recent first), within the server's bounds. `all`
+   * of them, or only those the server does not have in their current version (`unsent`:
+   * a keystroke then sends nothing more, or the few files that changed).
+   */
+  private contextFor(document: vscode.TextDocument, request: CompletionRequest, which: 'all' | 'unsent'): ContextEntry[] {
+    const config = this.config;
+    if (!config.contextEnabled || this.contextRefused) return [];
+    const candidates: ContextDocument[] = [];
+    for (const editor of vscode.window.visibleTextEditors) candidates.push(contextDocument(editor.document));
+    for (const recent of this.recentEdits.list()) candidates.push(contextDocument(recent.document));
+    const languages = config.enabledLanguages.filter((id) => serverLanguage(id) !== undefined);
+    const bounds = { ...SERVER_BOUNDS, maxBytes: contextByteBudget(this.maxBodyBytes, request) };
+    const entries = this.contextTracker.select(
+      candidates,
+      { key: document.uri.toString(), filename: request.filename },
+      languages,
+      bounds,
+    );
+    return which === 'all' ? entries : this.contextTracker.unsent(entries);
+  }
+
+  /**
+   * POST /complete with the context files the server lacks. Should the server refuse a
+   * request with them (an older server that does not know the field, or one that fails
+   * on it), the request is sent again without, and no context goes to that server until
+   * it restarts: completions never depend on it.
+   */
+  private async completeWithContext(
+    client: HeliosClient,
+    document: vscode.TextDocument,
+    request: CompletionRequest,
+    signal: AbortSignal,
+  ) {
+    const entries = this.contextFor(document, request, 'unsent');
+    if (entries.length === 0) return client.complete(request, signal);
+    const generation = this.contextTracker.generation;
+    try {
+      const response = await client.complete(withContext(request, entries), signal);
+      this.contextTracker.markSent(entries, generation);
+      return response;
+    } catch (err) {
+      if (!(err instanceof HeliosError) || (err.kind !== 'invalid_request' && err.kind !== 'server_error')) throw err;
+      const response = await client.complete(request, signal); // its failure is the one to report
+      if (client === this.client && !this.contextRefused) {
+        this.contextRefused = true;
+        this.logLine(
+          `the server refused a request with context files (${err.details.status ?? err.kind}: ${err.message}) ` +
+            'and took it without: no context is sent until it restarts',
+        );
+      }
+      return response;
+    }
   }
 
   private requestAt(document: vscode.TextDocument, position: vscode.Position) {
@@ -205,7 +299,7 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
     const abort = abortSignalFrom(token);
     const client = this.client;
     try {
-      const response = await client.complete(request, abort.signal);
+      const response = await this.completeWithContext(client, document, request, abort.signal);
       if (client === this.client) this.dispatch({ type: 'completed', now: Date.now() });
       if (token.isCancellationRequested || response.suggestion.length === 0) {
         return undefined; // superseded on the server, or by a newer keystroke here
@@ -253,6 +347,9 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
     this.state = reduceStatus(before, event);
     this.render();
     if (this.state.kind !== before.kind) {
+      // Lost, loading, starting: whatever answers next may not have the context files it was
+      // sent. (Forgotten on the way down, so that the request that finds it back sends them.)
+      if (!serving(this.state.kind)) this.serverChanged();
       this.logLine(`status: ${before.kind} -> ${this.state.kind}${this.state.message ? ` (${this.state.message})` : ''}`);
       this.schedulePoll();
       if (this.state.kind === 'unreachable') {
@@ -288,6 +385,7 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
       const health = await client.health();
       if (client !== this.client) return this.state;
       this.dispatch({ type: 'health', ok: health.ok, status: health.body.status, version: health.body.server_version });
+      this.noteUptime(health.body.uptime);
       if (health.ok && !this.state.model) await this.fetchModelName();
     } catch (err) {
       if (client !== this.client) return this.state;
@@ -306,11 +404,32 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
     this.modelFetch ??= this.client
       .status()
       .then(
-        (status) => this.dispatch({ type: 'model', name: status.model_name }),
+        (status) => {
+          const limit = status.limits?.max_body_bytes;
+          this.maxBodyBytes = typeof limit === 'number' && limit > 0 ? limit : DEFAULT_MAX_BODY_BYTES;
+          this.dispatch({ type: 'model', name: status.model_name });
+        },
         () => undefined, // the next poll tries again; /health alone still says ready
       )
       .finally(() => (this.modelFetch = undefined));
     return this.modelFetch;
+  }
+
+  /** The server may be another process now, or may have lost what it was sent. */
+  private serverChanged(): void {
+    this.contextTracker.forgetSent();
+    this.contextRefused = false;
+  }
+
+  /** A restart between two polls leaves the status ready: the uptime tells. */
+  private noteUptime(uptime: number | undefined): void {
+    if (typeof uptime !== 'number' || !Number.isFinite(uptime)) return;
+    const startedAt = Date.now() - uptime * 1000;
+    if (this.serverStartedAt !== undefined && startedAt - this.serverStartedAt > RESTART_SLACK_MS) {
+      this.logLine('the server restarted');
+      this.serverChanged();
+    }
+    this.serverStartedAt = startedAt;
   }
 
   /** Once per session (and per server URL): a non-modal notice with what can be done. */
@@ -550,10 +669,15 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
       this.server = undefined;
       this.client = this.makeClient();
       this.state = INITIAL_STATUS;
+      this.serverStartedAt = undefined;
+      this.maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
+      this.serverChanged();
       this.notifiedNotRunning = false;
       this.autoStartTried = false;
     }
     if (before.autoStart !== this.config.autoStart) this.autoStartTried = false;
+    // Turned back on: the server may have dropped what it was sent meanwhile.
+    if (this.config.contextEnabled && !before.contextEnabled) this.contextTracker.forgetSent();
     this.render();
     if (before.serverUrl !== this.config.serverUrl) {
       void this.refresh();
@@ -600,6 +724,26 @@ class Helios implements vscode.Disposable, vscode.InlineCompletionItemProvider {
     if (this.server?.running) void this.server.stop();
     for (const d of this.disposables.splice(0)) d.dispose();
   }
+}
+
+/** A document as a candidate for the context: only files in a workspace folder have a name. */
+function contextDocument(document: vscode.TextDocument): ContextDocument {
+  const inWorkspace = document.uri.scheme === 'file' && vscode.workspace.getWorkspaceFolder(document.uri) !== undefined;
+  return {
+    key: document.uri.toString(),
+    filename: inWorkspace ? vscode.workspace.asRelativePath(document.uri, false).replace(/\\/g, '/') : undefined,
+    languageId: document.languageId,
+    version: document.version,
+    getText: () => document.getText(),
+  };
+}
+
+function serving(kind: StatusState['kind']): boolean {
+  return kind === 'ready' || kind === 'rate_limited';
+}
+
+function withContext(request: CompletionRequest, entries: readonly ContextEntry[]): CompletionRequest {
+  return entries.length === 0 ? request : { ...request, context: contextFiles(entries) };
 }
 
 /** An HTTP header value can carry only visible ASCII; say so before the key is stored. */

@@ -4,6 +4,7 @@
  * Plain TypeScript: the document is anything with VS Code's TextDocument shape, so the
  * same code runs in the extension and in tests.
  */
+import type { ContextFile } from './context';
 import { extensionFor, ServerLanguage, serverLanguage } from './languages';
 
 export interface PositionLike {
@@ -27,6 +28,8 @@ export interface CompletionRequest {
   filename: string;
   max_tokens: number;
   temperature: number;
+  /** Other files the user has open or edited lately (see context.ts); only when some are sent. */
+  context?: ContextFile[];
 }
 
 export interface RequestOptions {

@@ -328,6 +328,44 @@ describe('the extension against the real server', () => {
     assert.equal(spy.to('/prefetch').length, 1);
   });
 
+  test('context: the server takes the other files sent with /complete and puts them in the prompt (GET /status)', async () => {
+    await activateReady({ maxTokens: 8, temperature: 0, debounceMs: 0 });
+    const UTIL = 'def helper_for_ctx(value):\n    return value * 42\n';
+    // main.py imports util and calls it near the cursor (an HTTP client's files have no path
+    // on the server, so it matches them by what they share with the lines at the cursor).
+    const MAIN = 'import util\n\n\ndef main():\n    first = util.helper_for_ctx(1)\n    return first + util.';
+    const main = pythonDocument(`${MAIN}h`, 'main.py');
+    const util = pythonDocument(UTIL, 'util.py');
+    stub.visibleEditors = [main, util];
+    type Engine = { busy: boolean; stats: { context_blocks: number }; context: { enabled: boolean; last_prompt?: { files: string[]; tokens: number } } };
+    const engine = async () => ((await newClient().status()) as unknown as { engine: Engine }).engine;
+    const before = await engine();
+    assert.equal(before.context.enabled, true, 'GET /status engine.context.enabled');
+    spy.install();
+    const editor = new Editor();
+    await editor.ask(main, new Position(5, 25), InlineCompletionTriggerKind.Invoke).result;
+    const [first] = spy.to('/complete');
+    assert.deepEqual((first.body as CompletionRequest).context, [{ filename: 'util.py', text: UTIL }]);
+    assert.equal(first.status, 200, JSON.stringify(first.response));
+    // The server chooses the other files' block in the background, warms it while idle and
+    // uses it from then on: wait until it is idle with a block put in use.
+    let seen: Engine = before;
+    await eventually(async () => {
+      seen = await engine();
+      return !seen.busy && seen.stats.context_blocks > before.stats.context_blocks;
+    }, 'the server idle, with a context block in use', 60_000).catch((err) => {
+      throw new Error(`${err.message}: engine.context ${JSON.stringify(seen.context)}, context_blocks ${seen.stats.context_blocks}`);
+    });
+    // A backspace (a repeat of the same text could be answered by type-ahead, without a prompt).
+    await editor.ask(pythonDocument(MAIN, 'main.py'), new Position(5, 24), InlineCompletionTriggerKind.Invoke).result;
+    const second = spy.to('/complete')[1];
+    assert.equal(second.status, 200);
+    assert.equal((second.body as CompletionRequest).context, undefined, 'the server has util.py already');
+    const { context } = await engine();
+    assert.ok(context.last_prompt?.files.includes('util.py'), `engine.context: ${JSON.stringify(context)}`);
+    assert.ok(context.last_prompt!.tokens > 0, `engine.context: ${JSON.stringify(context)}`);
+  });
+
     test('Show Status lists the model and the actions', async () => {
     await activateReady();
     let offered: string[] = [];

@@ -149,12 +149,19 @@ export class Uri {
 
 // ---- documents ------------------------------------------------------------------------
 
-/** A TextDocument over a fixed text (LF or CRLF), with VS Code's offset arithmetic. */
+/**
+ * A TextDocument over a text (LF or CRLF), with VS Code's offset arithmetic. `editDocument`
+ * replaces its text as typing would: a new version and onDidChangeTextDocument.
+ */
 export function createTextDocument(text: string, languageId: string, uri: Uri = Uri.file('/work/project/file')) {
-  const lineStarts = [0];
-  for (let i = 0; i < text.length; i++) {
-    if (text[i] === '\n') lineStarts.push(i + 1);
-  }
+  let lineStarts = [0];
+  const index = () => {
+    lineStarts = [0];
+    for (let i = 0; i < text.length; i++) {
+      if (text[i] === '\n') lineStarts.push(i + 1);
+    }
+  };
+  index();
   const lineEnd = (line: number) => {
     const next = line + 1 < lineStarts.length ? lineStarts[line + 1] - 1 : text.length;
     return next > lineStarts[line] && text[next - 1] === '\r' ? next - 1 : next;
@@ -169,9 +176,21 @@ export function createTextDocument(text: string, languageId: string, uri: Uri = 
     languageId,
     version: 1,
     isUntitled: uri.scheme === 'untitled',
-    lineCount: lineStarts.length,
-    eol: text.includes('\r\n') ? 2 : 1,
+    get lineCount() {
+      return lineStarts.length;
+    },
+    get eol() {
+      return text.includes('\r\n') ? 2 : 1;
+    },
+    /** Reads of the whole text, to check that one is not read on every keystroke. */
+    reads: 0,
+    setText(next: string): void {
+      text = next;
+      index();
+      this.version += 1;
+    },
     getText(range?: Range): string {
+      if (!range) this.reads += 1;
       return range ? text.slice(offsetAt(range.start), offsetAt(range.end)) : text;
     },
     offsetAt,
@@ -268,6 +287,8 @@ export const stub = {
   /** The extension's SecretStorage, shared by every context made here (as one VS Code profile's is). */
   secrets: new Map<string, string>(),
   workspaceFolder: '/work/project',
+  /** The documents shown in editors (window.visibleTextEditors). */
+  visibleEditors: [] as StubDocument[],
   /** Picks the answer to a notification; default: dismissed. */
   answerMessage: (_m: ShownMessage): string | undefined => undefined,
   /** Picks the answer to a quick pick; default: dismissed. */
@@ -339,6 +360,7 @@ export const stub = {
     this.providers.length = 0;
     this.quickPicks.length = 0;
     this.inputBoxes.length = 0;
+    this.visibleEditors = [];
     this.secrets.clear();
     this.answerMessage = () => undefined;
     this.answerQuickPick = () => undefined;
@@ -359,6 +381,22 @@ function show(level: Level, message: string, rest: unknown[]): Promise<string | 
 
 const selectionChanged = new EventEmitter<{ textEditor: unknown }>();
 const activeEditorChanged = new EventEmitter<unknown>();
+const documentChanged = new EventEmitter<{ document: unknown; contentChanges: unknown[] }>();
+const documentClosed = new EventEmitter<unknown>();
+
+type StubDocument = ReturnType<typeof createTextDocument>;
+
+/** Replaces a document's text as an edit would: a new version, onDidChangeTextDocument. */
+export function editDocument(document: StubDocument, text: string): void {
+  document.setText(text);
+  documentChanged.fire({ document, contentChanges: [{ text }] });
+}
+
+/** Closes a document: onDidCloseTextDocument. */
+export function closeDocument(document: StubDocument): void {
+  stub.visibleEditors = stub.visibleEditors.filter((d) => d !== document);
+  documentClosed.fire(document);
+}
 
 /** Moves the cursor as a click or a jump would: fires onDidChangeTextEditorSelection. */
 export function moveCursor(document: unknown, position: Position): void {
@@ -366,6 +404,10 @@ export function moveCursor(document: unknown, position: Position): void {
 }
 
 export const window = {
+  /** The editors of `stub.visibleEditors`' documents, in that order. */
+  get visibleTextEditors() {
+    return stub.visibleEditors.map((document) => ({ document, selection: { active: new Position(0, 0) } }));
+  },
   onDidChangeTextEditorSelection: selectionChanged.event,
   onDidChangeActiveTextEditor: activeEditorChanged.event,
   createStatusBarItem(alignment: StatusBarAlignment = StatusBarAlignment.Left, priority?: number): StatusBarItem {
@@ -451,6 +493,14 @@ export const workspace = {
     };
   },
   onDidChangeConfiguration: configChanged.event,
+  onDidChangeTextDocument: documentChanged.event,
+  onDidCloseTextDocument: documentClosed.event,
+  /** The one workspace folder, for a file: URI inside it. */
+  getWorkspaceFolder(uri: Uri) {
+    const root = stub.workspaceFolder;
+    if (uri.scheme !== 'file' || !uri.fsPath.startsWith(`${root}/`)) return undefined;
+    return { uri: Uri.file(root), name: root.split('/').pop() ?? '', index: 0 };
+  },
   asRelativePath(pathOrUri: string | Uri, _includeWorkspaceFolder?: boolean): string {
     const path = typeof pathOrUri === 'string' ? pathOrUri : pathOrUri.fsPath;
     const root = `${stub.workspaceFolder}/`;
