@@ -272,7 +272,15 @@ class Engine:
         if inp.context is None:  # the block in use for this document, never a new one
             inp = dataclasses.replace(inp, context=self.crossfile.in_use(doc))
             self._choose_context(doc, inp)
-        out = await self.backend.complete(inp, key)
+        try:
+            out = await self.backend.complete(inp, key)
+        except EngineUnreachableError as exc:
+            if self.state is EngineState.READY:  # it went away: say so, and watch for it
+                self.load_error = self.load_error_public = str(exc)
+                log.warning("%s", safe(exc, 1000))
+                self._set_state(EngineState.FAILED)
+                self._recover()
+            raise
         if out.quick and not getattr(self.backend, "widens_itself", False):
             # Widen: the full window (with the document's next block, if one is chosen),
             # for the keystrokes that follow.

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from helios_lsp.engine.types import CompletionInput, ContextBlock
+from helios_lsp.engine.types import CompletionInput, ContextBlock, Snippet
 from helios_lsp.settings import Settings
 
 if TYPE_CHECKING:
@@ -109,7 +109,8 @@ class CrossFile:
             key = source_key((client, name))
             known = self._offered.get(key)
             if known is None:
-                self.sources.document_opened(key, None, name, detect("", name).id, text)
+                self.sources.document_opened(key, http_path(client, name), name,
+                                             detect("", name).id, text)
             elif known != text:
                 self.sources.document_changed(key, text)
             self._offered[key] = text
@@ -172,13 +173,18 @@ class CrossFile:
         current = state.pending or state.in_use
         if block == current:
             return None
-        # At the same place, a pause changes the block only when the imported modules did:
+        # At the same place, a pause changes the block only when the imported modules (or
+        # their outlines) did:
         # re-ranked chunks alone are not worth evaluating the whole prompt again.
         if not moved and _outlines(block) == _outlines(current) and current.snippets:
             return None
         state.pending = block
         state.chosen_at = time.monotonic()
         return block
+
+    def forget(self) -> None:
+        """Drop every block (the workspace folders changed: what they held may be gone)."""
+        self._docs.clear()
 
     def put_in_use(self, doc: DocKey, block: ContextBlock | None) -> bool:
         """`block` is warm now: requests in `doc` use it if it is the one pending."""
@@ -195,7 +201,8 @@ class CrossFile:
 
         sources = self.sources
         started = time.perf_counter()
-        query = ContextQuery(key=source_key(doc), path=_path_of(doc[1]), name=inp.filename,
+        path = _path_of(doc[1]) if source_key(doc) == doc[1] else http_path(doc[0], doc[1])
+        query = ContextQuery(key=source_key(doc), path=path, name=inp.filename,
                              language=inp.language, text=inp.prefix + inp.suffix,
                              cursor=len(inp.prefix))
         snippets = sources.select(query, self.settings.context_tokens * CHARS_PER_TOKEN)
@@ -225,8 +232,21 @@ def source_key(doc: DocKey) -> str:
     return f"http:{client}:{document}"
 
 
-def _outlines(block: ContextBlock) -> tuple[str, ...]:
-    return tuple(s.path for s in block.snippets if s.kind == "outline")
+# HTTP clients' files have no place on disk; under this made-up root, one folder per client,
+# their relative names still resolve each other's imports (never read: no such directory).
+HTTP_ROOT = Path("/nonexistent-helios-http")
+
+
+def http_path(client: str, name: str) -> Path | None:
+    """Where an HTTP client's file `name` sits for resolving imports (None: not relative)."""
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not parts or ".." in parts or name.startswith("/"):
+        return None
+    return HTTP_ROOT.joinpath(client.replace("/", "_") or "_", *parts)
+
+
+def _outlines(block: ContextBlock) -> tuple[Snippet, ...]:
+    return tuple(s for s in block.snippets if s.kind == "outline")
 
 
 def _path_of(document: str) -> Path | None:

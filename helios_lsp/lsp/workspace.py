@@ -77,6 +77,7 @@ class Workspace:
     def _tell_folders(self) -> None:
         if not self.enabled:
             return
+        self.engine.crossfile.forget()  # blocks may hold files of a folder now gone
         sources = self.engine.crossfile.sources
         sources.workspace_enabled = self.config.workspace
         sources.set_folders(list(self.folders.values()) if self.config.workspace else [])

@@ -27,7 +27,7 @@ READY_TIMEOUT = 90.0
 
 def capabilities(
     *, inline: bool = True, encodings: Sequence[str] | None = None, progress: bool = True,
-    configuration: bool = True,
+    configuration: bool = True, watched_files: bool = False,
 ) -> types.ClientCapabilities:
     """Client capabilities written out (pytest-lsp's editor profiles declare neither inline
     completion nor position encodings)."""
@@ -44,7 +44,10 @@ def capabilities(
             inline_completion=types.InlineCompletionClientCapabilities() if inline else None,
         ),
         window=types.WindowClientCapabilities(work_done_progress=progress),
-        workspace=types.WorkspaceClientCapabilities(configuration=configuration),
+        workspace=types.WorkspaceClientCapabilities(
+            configuration=configuration, workspace_folders=True,
+            did_change_watched_files=types.DidChangeWatchedFilesClientCapabilities(
+                dynamic_registration=True) if watched_files else None),
     )
 
 
@@ -79,6 +82,7 @@ async def lsp() -> AsyncIterator[StartLsp]:
         env: dict[str, str], *, args: Sequence[str] = (),
         caps: types.ClientCapabilities | None = None, init_options: Any = None,
         initialize: bool = True, command: Sequence[str] = SERVER,
+        folders: Sequence[Path] = (),
     ) -> LanguageClient:
         config = ClientServerConfig(server_command=[*command, *args], server_env=env)
         client = await config.start()
@@ -89,6 +93,8 @@ async def lsp() -> AsyncIterator[StartLsp]:
                 client_info=types.ClientInfo(name="pytest-lsp", version="1"),
                 initialization_options=init_options,
                 root_uri=None,
+                workspace_folders=[types.WorkspaceFolder(uri=f.as_uri(), name=f.name)
+                                   for f in folders] or None,
             ))
         return client
 

@@ -145,7 +145,7 @@ class LlamaServerEngine(RemoteEngine):
 
 
 def extra(snippet: Snippet) -> dict[str, str]:
-    """One `input_extra` chunk. llama-server writes the file separator token, the file name
-    and the text one after the other: the text starts on the line after the name."""
+    """One `input_extra` chunk: llama-server writes the file separator token, the file name
+    and a line break, then the text (the repository layout, for models that have it)."""
     text = snippet.text if snippet.text.endswith("\n") else snippet.text + "\n"
-    return {"filename": snippet.path, "text": "\n" + text}
+    return {"filename": snippet.path, "text": text}
