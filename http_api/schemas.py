@@ -56,8 +56,9 @@ def _no_lone_surrogates(value: Any) -> Any:
     return value
 
 
-def _text(max_length: int | None = None) -> Any:
-    return Annotated[str, StringConstraints(strict=True, max_length=max_length),
+def _text(max_length: int | None = None, min_length: int | None = None) -> Any:
+    return Annotated[str, StringConstraints(strict=True, max_length=max_length,
+                                            min_length=min_length),
                      BeforeValidator(_no_lone_surrogates)]
 
 
@@ -90,8 +91,8 @@ class Position(_Strict):
 class ContextFile(_Strict):
     """Another file of the user's (open in the editor, or edited lately)."""
 
-    filename: Annotated[Filename, Field(
-        min_length=1, description="Its path, relative to the workspace folder if it has one")]
+    filename: Annotated[_text(MAX_FILENAME_CHARS, min_length=1), Field(
+        description="Its path, relative to the workspace folder if it has one")]
     text: Annotated[_text(MAX_CONTEXT_FILE_CHARS), Field(description="Its text")]
 
 

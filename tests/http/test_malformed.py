@@ -128,6 +128,34 @@ CASES = [
     Case("lone surrogate in language", with_(language="py\ud800"), says="language: text"),
     Case("language too long", with_(language="x" * 65), says="language: String should have"),
     Case("filename too long", with_(filename="a" * 5000), says="filename: String should have"),
+    # --- the optional context: other files ---
+    Case("context is an object", with_(context={"filename": "a.py", "text": "x"}),
+         says="context: Input should be a valid list"),
+    Case("context file without text", with_(context=[{"filename": "a.py"}]),
+         says="context.0.text: Field required"),
+    Case("context file without name", with_(context=[{"text": "x = 1\n"}]),
+         says="context.0.filename: Field required"),
+    Case("context file with an empty name", with_(context=[{"filename": "", "text": "x"}]),
+         says="context.0.filename: String should have at least 1 character"),
+    Case("context text is a number", with_(context=[{"filename": "a.py", "text": 3}]),
+         says="context.0.text: Input should be a valid string"),
+    Case("context file extra field", with_(context=[{"filename": "a.py", "text": "", "uri": 1}]),
+         says="unknown field 'context.0.uri'"),
+    Case("17 context files", with_(context=[{"filename": f"f{i}.py", "text": ""}
+                                            for i in range(17)]),
+         says="context: List should have at most 16 items"),
+    Case("a context file over 256 Ki characters",
+         with_(context=[{"filename": "big.py", "text": "x" * (256 * 1024 + 1)}]),
+         says="context.0.text: String should have at most 262144 characters"),
+    Case("context over 512 Ki characters together",
+         with_(context=[{"filename": f"f{i}.py", "text": "x" * (200 * 1024)} for i in range(3)]),
+         says="more than 524288 characters together"),
+    Case("lone surrogate in a context file", with_(context=[{"filename": "a.py",
+                                                             "text": "\ud800"}]),
+         says="context.0.text: text contains an unpaired UTF-16 surrogate"),
+    Case("context on /prefetch, 17 files", with_(context=[{"filename": f"f{i}.py", "text": ""}
+                                                          for i in range(17)]),
+         path="/prefetch", says="at most 16 items"),
     # --- HTTP level ---
     Case("body over 1 MiB", with_(code="x" * (MiB + 1)), status=413, code="PAYLOAD_TOO_LARGE",
          says="larger than 1048576 bytes"),
@@ -202,6 +230,10 @@ def test_the_server_is_fine_after_the_battery(tiny_server: Server):
     {"position": {"line": 0, "character": 0}}, {"language": ""}, {"filename": ""},
     {"code": "s = 'caf\u00e9 \U0001F600'\n"}, {"code": "nul\u0000byte = 1\n"},
     {"language": "brainfuck", "filename": "x.bf"},
+    {"context": []}, {"context": None},
+    {"context": [{"filename": "util.py", "text": "def helper():\n    pass\n"},
+                 {"filename": ".env", "text": "KEY=1\n"}]},
+    {"context": [{"filename": f"f{i}.py", "text": "y" * (30 * 1024)} for i in range(16)]},
 ])
 def test_edge_values_are_accepted(tiny_server: Server, fields: dict):
     reply = tiny_server.post("/complete", {**VALID, **{"max_tokens": 4}, **fields})
