@@ -49,7 +49,8 @@ __all__ = [
 ]
 
 # role -> token text, per family. Roles: pre/suf/mid (the FIM triple), plus the extras each
-# family ships: eot (end of infill), pad, sep (file separator). Dict order = id order.
+# family ships: eot (end of infill), pad, sep (file separator), repo (repository name).
+# Dict order = id order.
 FIM_TOKENS: dict[str, dict[str, str]] = {
     "codellama": {"pre": "<PRE>", "suf": "<SUF>", "mid": "<MID>", "eot": "<EOT>"},
     "starcoder": {
@@ -57,6 +58,7 @@ FIM_TOKENS: dict[str, dict[str, str]] = {
         "suf": "<fim_suffix>",
         "mid": "<fim_middle>",
         "sep": "<file_sep>",
+        "repo": "<repo_name>",
     },
     "qwen": {
         "pre": "<|fim_prefix|>",
@@ -65,6 +67,7 @@ FIM_TOKENS: dict[str, dict[str, str]] = {
         "pad": "<|fim_pad|>",
         "sep": "<|file_sep|>",
         "eot": "<|endoftext|>",
+        "repo": "<|repo_name|>",
     },
     "deepseek": {"pre": "<｜fim▁begin｜>", "suf": "<｜fim▁hole｜>", "mid": "<｜fim▁end｜>"},
 }

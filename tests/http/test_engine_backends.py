@@ -77,6 +77,45 @@ def test_infill_with_a_fim_model(tmp_path: Path):
             assert server.stop() == 0
 
 
+UTIL = "def compute_total(items):\n    return sum(items)\n\n\ndef describe(items):\n    pass\n"
+MAIN = "import util\n\n\ndef run(items):\n    return util."
+
+
+def _with_context(server: Server, code: str) -> dict:
+    return server.post("/complete", {
+        "code": code, "language": "python", "filename": "main.py", "max_tokens": 4,
+        "position": {"line": code.count("\n"), "character": len(code.rsplit("\n", 1)[-1])},
+        "temperature": 0, "context": [{"filename": "util.py", "text": UTIL}]},
+        client="context-test")
+
+
+@pytest.mark.parametrize("mode", ["/completion", "/infill"])
+def test_the_context_reaches_llama_server(embedded_model: Path, tmp_path: Path, mode: str):
+    """The block of other files goes to a real llama-server: as comment-headed snippets in
+    the /completion prompt, as `input_extra` to /infill (the prompt it evaluates grows)."""
+    model = embedded_model if mode == "/completion" else write_tiny_model(
+        tmp_path / "fim.gguf", fim="codellama", n_ctx_train=8192)
+    # /infill takes other files only into the context left beyond one batch (-b): a server
+    # whose context is no bigger than its batch drops them all.
+    with LlamaServer(model, log_path=tmp_path / "ls.log", args=["-b", "512"]) as llama:
+        server = serve_on(tmp_path, "llama-server", llama.url, typeahead="false")
+        try:
+            assert mode in server.status()["engine"]["prompt_mode"]
+            first = _with_context(server, MAIN)
+            assert first.status == 200, first
+            alone = server.status()["engine"]["last_job"]["prompt_tokens"]
+            # The block is chosen and warmed in the background, then used.
+            server.wait_status(lambda s: s["engine"]["stats"]["context_blocks"] >= 1,
+                               "a context block in use")
+            again = _with_context(server, MAIN + "c")
+            assert again.status == 200, again
+            engine = server.status()["engine"]
+            assert engine["context"]["last_prompt"]["files"] == ["util.py"]
+            assert engine["last_job"]["prompt_tokens"] > alone + 10
+        finally:
+            assert server.stop() == 0
+
+
 def test_openai_backend_on_llama_servers_v1(embedded_llama: LlamaServer, tmp_path: Path):
     server = serve_on(tmp_path, "openai", f"{embedded_llama.url}/v1")
     try:
