@@ -389,13 +389,13 @@ class _Selection:
                 continue  # that part of the file is shown as an edit
             if c.doc is not None:
                 grammar = grammar_for(c.doc.language, c.doc.name)
-                lines: list[str] | None = self.parsed.get(c.doc.key, c.doc.text, grammar).lines
+                lines = self.parsed.get(c.doc.key, c.doc.text, grammar).lines
+                text: str | None = "".join(lines[c.first : c.last + 1])
             else:
                 assert c.entry is not None
-                lines = self.workspace.read_lines(c.entry)
-            if lines is None:
+                text = self.workspace.read_span(c.entry, c.first, c.last)
+            if text is None:
                 continue  # changed on disk since indexed: re-indexed in the background
-            text = "".join(lines[c.first : c.last + 1])
             if self._add(c.path, text, "chunk", per_chunk):
                 files_done.add(c.path)
 
