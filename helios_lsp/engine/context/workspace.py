@@ -380,8 +380,8 @@ class WorkspaceIndex:
                         self._refresh_path(path)
                 self._freeze(final=True)
                 release_free_memory()
-            except Exception:  # the thread must live on; the log names no file content
-                log.exception("context index: %s failed", task[0])
+            except Exception as e:  # the thread lives on; the log gets no file content
+                log.warning("context index: %s failed (%s)", task[0], type(e).__name__)
             finally:
                 with self.lock:
                     self._busy = False
@@ -449,6 +449,8 @@ class WorkspaceIndex:
                 continue
             subdirs = []
             for entry in entries:
+                if self._closed:
+                    return False
                 syntax.maybe_yield()
                 name = entry.name
                 erel = f"{rel}/{name}" if rel else name
