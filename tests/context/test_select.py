@@ -227,7 +227,7 @@ def test_select_while_indexing_and_editing(make_sources, project):
 
     def select_loop() -> None:
         try:
-            while not stop.is_set():
+            while not stop.wait(0.001):  # requests as keystrokes come, not back to back
                 for s in sources.select(_main_query(project), 3000):
                     assert s.text.endswith("\n")
         except BaseException as e:  # reported below

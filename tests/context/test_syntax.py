@@ -453,7 +453,7 @@ def test_pieces_cut_large_sources_at_top_level_lines():
         len(lines),
         lines,
     )
-    assert syntax.index_chunks(source, "python", lines) == whole
+    assert syntax.index_chunks(source, "python", lines) == (whole, None)  # cut: no outline
 
 
 def test_incremental_reparse_matches_a_full_parse():

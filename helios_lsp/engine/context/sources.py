@@ -77,7 +77,7 @@ class ContextSources:
         self._lock = threading.Lock()
         self._docs = Documents()
         self._edits = RecentEdits()
-        self._parsed = ParsedDocuments()
+        self._parsed = ParsedDocuments(capacity=OPEN_DOCUMENTS + 4)
         self._workspace = WorkspaceIndex(self.limits)
         self._selects = 0
         self._last_select_ms: float | None = None
@@ -317,16 +317,16 @@ class _Selection:
             if len([s for s in self.picked if s.kind == "outline"]) >= OUTLINES:
                 break
             doc = self.doc_by_path.get(target)
-            if doc is not None:
-                parsed: syntax.FileSyntax | None = self._parsed(doc)
-            else:
-                entry = self.workspace.lookup(target)
-                parsed = self.workspace.file_syntax(entry) if entry is not None else None
-            if parsed is None:
-                continue
             path = self._shown_path(target, doc)
             limit = min(per_file, budget - used)
-            text = parsed.outline(max(limit - len(path), 0))
+            room = max(limit - len(path), 0)
+            if doc is not None:
+                text: str | None = self._parsed(doc).outline(room)
+            else:
+                entry = self.workspace.lookup(target)
+                text = self.workspace.file_outline(entry, room) if entry is not None else None
+            if not text:
+                continue
             before = self.used
             if self._add(path, text, "outline", limit):
                 used += self.used - before

@@ -697,13 +697,24 @@ def render_outline(defs: Sequence[Definition], max_chars: int | None = None) -> 
     A long outline is cut to fit `max_chars`: first members' fields go, then members,
     then trailing definitions; the text is always whole lines.
     """
-    for level in (3, 2, 1):
-        text = "".join(_render(defs, level))
+    return fit_outline(outline_levels(defs), max_chars)
+
+
+def outline_levels(defs: Sequence[Definition]) -> tuple[str, str, str]:
+    """The outline in full, without fields, and with top-level definitions only."""
+    full, no_fields, top = ("".join(_render(defs, level)) for level in (3, 2, 1))
+    return full, no_fields, top
+
+
+def fit_outline(levels: Sequence[str], max_chars: int | None = None) -> str:
+    """The fullest of the `outline_levels` that fits max_chars, else the last one cut
+    to whole lines that fit."""
+    for text in levels:
         if max_chars is None or len(text) <= max_chars:
             return text
     out: list[str] = []
     used = 0
-    for line in "".join(_render(defs, 1)).splitlines(keepends=True):
+    for line in levels[-1].splitlines(keepends=True):
         if used + len(line) > max_chars:
             break
         out.append(line)
@@ -1069,10 +1080,14 @@ def file_chunks(
     return chunk_ranges(items, len(lines), lines)
 
 
-def index_chunks(source: bytes, grammar: str, lines: Sequence[str]) -> list[tuple[int, int]]:
-    """The retrieval chunks of a file, parsed a piece at a time (see `pieces`)."""
+def index_chunks(
+    source: bytes, grammar: str, lines: Sequence[str]
+) -> tuple[list[tuple[int, int]], list[Definition] | None]:
+    """The retrieval chunks of a file, parsed a piece at a time (see `pieces`), and its
+    definitions when it was parsed whole (one piece): then they are exact."""
     items: list[Definition] = []
-    for piece in pieces(source, PIECE_BYTES):
+    cut = pieces(source, PIECE_BYTES)
+    for piece in cut:
         tree = parse(source, grammar, byte_range=piece)
         if grammar in RULES:
             items.extend(definitions(tree, grammar, lines, source))
@@ -1080,7 +1095,8 @@ def index_chunks(source: bytes, grammar: str, lines: Sequence[str]) -> list[tupl
             items.extend(_generic_items(tree))
         del tree
         maybe_yield()
-    return chunk_ranges(items, len(lines), lines)
+    whole = len(cut) == 1 and grammar in RULES
+    return chunk_ranges(items, len(lines), lines), items if whole else None
 
 
 # --- all at once -----------------------------------------------------------------------

@@ -16,6 +16,7 @@ import os
 import stat
 import threading
 import time
+import zlib
 from collections import OrderedDict, deque
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 _BINARY_PROBE = 8 << 10  # a NUL byte in the first 8 KiB makes a file binary
 _TEXT_CACHE_BYTES = 4 << 20  # file texts read back for chunks, kept for the next request
 _TRIM_EVERY = 100  # files indexed between two hand-backs of freed memory
-_SYNTAX_CACHE = 256  # parsed files kept (outlines of imported modules)
+_SYNTAX_CACHE = 32  # large files parsed for their outline, kept
 _OUTLINE_PIECE_BYTES = 128 << 10  # larger files are parsed in pieces for their outline
 
 
@@ -51,6 +52,9 @@ class IndexedFile:
     size: int
     file_id: int
     chunks: range = range(0)
+    # Its outline at three levels of detail (syntax.outline_levels), zlib-compressed, when
+    # the file was parsed whole at indexing; larger files are parsed again on demand.
+    outline: bytes | None = None
 
 
 @dataclass
@@ -266,24 +270,29 @@ class WorkspaceIndex:
         found = self._read_back(entry)
         return found[0].decode("utf-8", "replace") if found is not None else None
 
-    def file_syntax(self, entry: IndexedFile) -> syntax.FileSyntax | None:
-        """A workspace file parsed (for its outline), cached while it is unchanged."""
+    def file_outline(self, entry: IndexedFile, max_chars: int) -> str | None:
+        """A workspace file's outline cut to max_chars: kept from indexing when the file
+        was parsed whole then, else parsed now (and cached while the file is unchanged).
+        None when the file changed since it was indexed."""
+        if entry.outline is not None:
+            levels = zlib.decompress(entry.outline).decode().split("\0")
+            return syntax.fit_outline(levels, max_chars)
         key = (entry.path, entry.mtime_ns, entry.size)
         with self.lock:
             cached = self._syntax.get(key)
             if cached is not None:
                 self._syntax.move_to_end(key)
-                return cached
-        text = self.read_text(entry)
-        grammar = grammar_for(entry.language, entry.path)
-        if text is None or grammar is None:
-            return None
-        parsed = syntax.analyze(text, grammar, piece_bytes=_OUTLINE_PIECE_BYTES)
-        with self.lock:
-            self._syntax[key] = parsed
-            while len(self._syntax) > _SYNTAX_CACHE:
-                self._syntax.popitem(last=False)
-        return parsed
+        if cached is None:
+            text = self.read_text(entry)
+            grammar = grammar_for(entry.language, entry.path)
+            if text is None or grammar is None:
+                return None
+            cached = syntax.analyze(text, grammar, piece_bytes=_OUTLINE_PIECE_BYTES)
+            with self.lock:
+                self._syntax[key] = cached
+                while len(self._syntax) > _SYNTAX_CACHE:
+                    self._syntax.popitem(last=False)
+        return cached.outline(max_chars)
 
     def top_chunks(
         self, tokens: Collection[int], files: int, exclude_paths: Collection[str]
@@ -539,7 +548,7 @@ class WorkspaceIndex:
             _count(counts, "binary")
             self._forget_path(path)
             return
-        chunks = _chunks(data, language, path)
+        chunks, outline = _chunks(data, language, path)
         syntax.maybe_yield()
         with self.lock:
             if not self._current(folder.root, generation):
@@ -550,6 +559,7 @@ class WorkspaceIndex:
             entry = IndexedFile(
                 path, folder.root, rel, language, st.st_mtime_ns, len(data), self._next_id
             )
+            entry.outline = outline
             self._next_id += 1
             entry.chunks = self.chunks.add(entry.file_id, chunks)
             self._files[path] = entry
@@ -656,16 +666,22 @@ def _read_regular(path: str, limit: int) -> bytes | None:
         os.close(fd)
 
 
-def _chunks(data: bytes, language: str, path: str) -> list[tuple[int, int, set[int]]]:
-    """A file's retrieval chunks with their tokens: (first line, last line, token ids)."""
+def _chunks(
+    data: bytes, language: str, path: str
+) -> tuple[list[tuple[int, int, set[int]]], bytes | None]:
+    """A file's retrieval chunks with their tokens, (first line, last line, token ids)
+    each, and its outline levels compressed (None unless it was parsed whole)."""
     text = data.decode("utf-8", "replace")
     lines = syntax.split_lines(text)
     grammar = grammar_for(language, path)
     ranges: Sequence[tuple[int, int]]
+    outline = None
     try:
         if grammar is None:
             raise ValueError("no grammar")
-        ranges = syntax.index_chunks(data, grammar, lines)
+        ranges, defs = syntax.index_chunks(data, grammar, lines)
+        if defs is not None:
+            outline = zlib.compress("\0".join(syntax.outline_levels(defs)).encode(), 6)
     except Exception:  # an unparsable file is still chunked, by lines
         ranges = syntax.chunk_ranges((), len(lines), lines)
     out = []
@@ -673,4 +689,4 @@ def _chunks(data: bytes, language: str, path: str) -> list[tuple[int, int, set[i
         tokens = token_ids("".join(lines[first : last + 1]))
         if tokens:
             out.append((first, last, tokens))
-    return out
+    return out, outline
