@@ -246,3 +246,20 @@ def test_select_while_indexing_and_editing(make_sources, project):
         t.join()
     assert not errors
     assert sources.stats()["files"] == 206
+
+
+def test_outline_of_a_large_module(make_sources, tmp_path):
+    """A module too large to be parsed whole while indexing is outlined on demand."""
+    big = "".join(f"def handler_{i}(request, response):\n    return {i}\n\n" for i in range(1200))
+    assert len(big) > 32 << 10
+    main = "from . import big\n\nbig."
+    write_tree(tmp_path, {"app/__init__.py": "", "app/big.py": big, "app/main.py": main})
+    sources = make_sources()
+    sources.set_folders([tmp_path])
+    indexed(sources, tmp_path)
+    path = tmp_path / "app/main.py"
+    query = ContextQuery("k", path, "app/main.py", "python", main, len(main))
+    outline = [s for s in sources.select(query, 2000) if s.kind == "outline"]
+    assert [s.path for s in outline] == ["app/big.py"]
+    assert outline[0].text.startswith("def handler_0(request, response):\n")
+    assert "return" not in outline[0].text and len(outline[0].text) <= 500

@@ -1129,6 +1129,20 @@ def analyze(
     return FileSyntax(grammar, len(lines), tuple(defs), tuple(found), tuple(chunks), errors)
 
 
+def outline_of(text: str, grammar: str, piece_bytes: int) -> tuple[str, str, str]:
+    """A file's `outline_levels` (only its definitions are looked for), large files
+    parsed in pieces of piece_bytes."""
+    source = text.encode("utf-8", "surrogatepass")
+    lines = split_lines(text)
+    defs: list[Definition] = []
+    for piece in pieces(source, piece_bytes):
+        tree = parse(source, grammar, byte_range=piece)
+        defs.extend(definitions(tree, grammar, lines, source))
+        del tree
+        maybe_yield()
+    return outline_levels(defs)
+
+
 def analyze_tree(
     tree: tree_sitter.Tree, grammar: str, lines: Sequence[str], src: bytes
 ) -> FileSyntax:

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 _BINARY_PROBE = 8 << 10  # a NUL byte in the first 8 KiB makes a file binary
 _TEXT_CACHE_BYTES = 4 << 20  # file texts read back for chunks, kept for the next request
 _TRIM_EVERY = 100  # files indexed between two hand-backs of freed memory
-_SYNTAX_CACHE = 32  # large files parsed for their outline, kept
+_OUTLINE_CACHE = 32  # outlines of large files (parsed on demand), kept
 _OUTLINE_PIECE_BYTES = 128 << 10  # larger files are parsed in pieces for their outline
 
 
@@ -89,7 +89,7 @@ class WorkspaceIndex:
         self._sweeps = 0
         self._texts: OrderedDict[tuple[str, int, int], tuple[bytes, np.ndarray]] = OrderedDict()
         self._texts_bytes = 0
-        self._syntax: OrderedDict[tuple[str, int, int], syntax.FileSyntax] = OrderedDict()
+        self._outlines: OrderedDict[tuple[str, int, int], tuple[str, ...]] = OrderedDict()
         self._go_modules: dict[str, tuple[int, str | None]] = {}
         self._since_trim = 0  # files indexed since freed memory was last handed back
 
@@ -279,20 +279,20 @@ class WorkspaceIndex:
             return syntax.fit_outline(levels, max_chars)
         key = (entry.path, entry.mtime_ns, entry.size)
         with self.lock:
-            cached = self._syntax.get(key)
+            cached = self._outlines.get(key)
             if cached is not None:
-                self._syntax.move_to_end(key)
+                self._outlines.move_to_end(key)
         if cached is None:
             text = self.read_text(entry)
             grammar = grammar_for(entry.language, entry.path)
-            if text is None or grammar is None:
+            if text is None or grammar is None or grammar not in syntax.RULES:
                 return None
-            cached = syntax.analyze(text, grammar, piece_bytes=_OUTLINE_PIECE_BYTES)
+            cached = syntax.outline_of(text, grammar, _OUTLINE_PIECE_BYTES)
             with self.lock:
-                self._syntax[key] = cached
-                while len(self._syntax) > _SYNTAX_CACHE:
-                    self._syntax.popitem(last=False)
-        return cached.outline(max_chars)
+                self._outlines[key] = cached
+                while len(self._outlines) > _OUTLINE_CACHE:
+                    self._outlines.popitem(last=False)
+        return syntax.fit_outline(cached, max_chars)
 
     def top_chunks(
         self, tokens: Collection[int], files: int, exclude_paths: Collection[str]
