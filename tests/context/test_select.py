@@ -263,3 +263,7 @@ def test_outline_of_a_large_module(make_sources, tmp_path):
     assert [s.path for s in outline] == ["app/big.py"]
     assert outline[0].text.startswith("def handler_0(request, response):\n")
     assert "return" not in outline[0].text and len(outline[0].text) <= 500
+
+
+def test_repo_name_is_the_folder_holding_the_file(sources, project):
+    assert sources.repo_name(_main_query(project)) == project.name

@@ -151,6 +151,15 @@ class ContextSources:
                 self._selects += 1
                 self._last_select_ms = round(elapsed, 2)
 
+    def repo_name(self, query: ContextQuery) -> str:
+        """The name of the workspace folder holding the query's file (else of the first
+        folder; "" without one): models trained with repository names get it."""
+        folders = self._workspace.folders
+        path = str(query.path) if query.path is not None else ""
+        holding = [f for f in folders if path.startswith(f.rstrip("/") + "/")]
+        chosen = max(holding, key=len) if holding else (folders[0] if folders else "")
+        return Path(chosen).name if chosen else ""
+
     def stats(self) -> dict[str, Any]:
         """Counts and state, never file contents."""
         out = self._workspace.stats()

@@ -94,6 +94,12 @@ class FileSyntax:
 _local = threading.local()
 
 
+def _first_named(node: tree_sitter.Node) -> tree_sitter.Node | None:
+    """A node's first named child, or None (named_child raises on a node without any, as
+    an empty body is while the user types it)."""
+    return node.named_child(0) if node.named_child_count else None
+
+
 @cache
 def language(grammar: str) -> tree_sitter.Language:
     return tree_sitter_language_pack.get_language(grammar)  # type: ignore[arg-type]
@@ -407,7 +413,7 @@ def _text(src: bytes, node: tree_sitter.Node | None) -> str:
 def _is_docstring(node: tree_sitter.Node) -> bool:
     # Python grammars differ on whether a bare string is wrapped in an expression_statement.
     if node.type == "expression_statement" and node.named_child_count == 1:
-        node = node.named_child(0) or node
+        node = _first_named(node) or node
     return node.type == "string"
 
 
@@ -420,7 +426,7 @@ def _name_of(src: bytes, node: tree_sitter.Node) -> str:
         trait, of = node.child_by_field_name("trait"), node.child_by_field_name("type")
         return f"{_text(src, trait)} for {_text(src, of)}" if trait is not None else _text(src, of)
     if t in ("assignment", "expression_statement"):
-        target = node if t == "assignment" else node.named_child(0)
+        target = node if t == "assignment" else _first_named(node)
         if target is not None and target.type == "assignment":
             return _text(src, target.child_by_field_name("left"))
         return ""
@@ -522,7 +528,8 @@ class _Extractor:
         return text
 
     def _docstring_line(self, body: tree_sitter.Node, header_end: int) -> str:
-        first = body.named_child(0)
+        # (an empty body, as while the user types one, has no child at all)
+        first = _first_named(body)
         if first is None or not _is_docstring(first):
             return ""
         row = first.start_point[0]
@@ -548,7 +555,7 @@ class _Extractor:
     def unwrap(self, node: tree_sitter.Node) -> tree_sitter.Node | None:
         """The definition a wrapper (export, decorators, template) holds, if any."""
         if node.type == "expression_statement":  # TS: `namespace X {}` is a statement
-            inner = node.named_child(0)
+            inner = _first_named(node)
             return inner if inner is not None and inner.type in self.rules.defs else None
         inner = node.child_by_field_name("definition") or node.child_by_field_name("declaration")
         if inner is not None:
@@ -618,7 +625,7 @@ class _Extractor:
     def _is_constant(self, node: tree_sitter.Node) -> bool:
         t = node.type
         if self.grammar == "python":
-            target = node if t == "assignment" else node.named_child(0)
+            target = node if t == "assignment" else _first_named(node)
             if target is None or target.type != "assignment":
                 return False
             left = target.child_by_field_name("left")
@@ -824,7 +831,7 @@ def _js_imports(src: bytes, node: tree_sitter.Node) -> Iterator[Import]:
         if fn is None or (fn.type == "identifier" and _text(src, fn) != "require"):
             return
         args = node.child_by_field_name("arguments")
-        source = args.named_child(0) if args is not None else None
+        source = _first_named(args) if args is not None else None
         if source is None or source.type != "string":
             return
         names: list[str] = []
