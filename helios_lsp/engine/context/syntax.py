@@ -100,7 +100,7 @@ def _first_named(node: tree_sitter.Node) -> tree_sitter.Node | None:
     return node.named_child(0) if node.named_child_count else None
 
 
-@cache
+@cache  # one Language per grammar (main's d6f23b1 had moved this onto _first_named)
 def language(grammar: str) -> tree_sitter.Language:
     return tree_sitter_language_pack.get_language(grammar)  # type: ignore[arg-type]
 
