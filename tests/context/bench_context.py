@@ -30,6 +30,8 @@ from helios_lsp.engine.context import ContextLimits, ContextQuery, ContextSource
 from helios_lsp.engine.context.filetypes import grammar_for, language_of
 from helios_lsp.engine.context.ignore import SKIPPED_DIRS
 
+IDLE_SECONDS = 20  # the loop's lateness with nothing running, to compare with
+
 
 def _sources() -> list[Path]:
     npm = Path(subprocess.run(["npm", "root", "-g"], capture_output=True, text=True).stdout.strip())
@@ -128,7 +130,7 @@ async def index_under_loop(tree: Path) -> tuple[ContextSources, dict[str, object
     stop = threading.Event()
     quiet: list[float] = []
     ticker = asyncio.create_task(_ticker(stop, quiet))
-    await asyncio.sleep(5)
+    await asyncio.sleep(IDLE_SECONDS)
     stop.set()
     await ticker
     quiet.sort()
@@ -154,6 +156,9 @@ async def index_under_loop(tree: Path) -> tuple[ContextSources, dict[str, object
         "skipped_cap": stats["skipped_cap"],
         "index_seconds": stats["seconds"],
         "wall_seconds": round(wall, 2),
+        "idle_seconds": IDLE_SECONDS,
+        "idle_loop_ticks": len(quiet),
+        "idle_loop_ticks_late_over_50ms": sum(1 for x in quiet if x > 0.05),
         "idle_loop_lateness_max_ms": round(quiet[-1] * 1000, 2),
         "idle_loop_lateness_p99_ms": round(quiet[int(len(quiet) * 0.99)] * 1000, 2),
         "loop_ticks": len(lateness),

@@ -11,8 +11,8 @@ from helios_lsp.engine.context import chunk_index
 from helios_lsp.engine.context.chunk_index import ChunkIndex, idf, length_factor
 
 
-def _drain(index: ChunkIndex) -> None:
-    for _ in index.freeze():
+def _drain(index: ChunkIndex, purge: bool = False) -> None:
+    for _ in index.freeze(purge):
         pass
 
 
@@ -45,6 +45,7 @@ def _reference(chunks, alive, query, files, exclude=()):
 @pytest.mark.parametrize("freeze_every", [0, 7, 1])
 def test_top_matches_the_formula_through_merges(freeze_every, monkeypatch):
     monkeypatch.setattr(chunk_index, "_BLOCK", 50)  # many merge blocks on small data
+    monkeypatch.setattr(chunk_index, "_SEGMENT", 400)  # and several segments
     rng = random.Random(freeze_every)
     index = ChunkIndex()
     chunks: dict[int, tuple[int, set[int]]] = {}
@@ -63,7 +64,7 @@ def test_top_matches_the_formula_through_merges(freeze_every, monkeypatch):
     alive = set(chunks) - removed
     for cid in removed:  # the reference counts document frequency over live chunks
         del chunks[cid]
-    _drain(index)  # dead ids leave the arrays: frequencies now match the live chunks
+    _drain(index, purge=True)  # dead ids leave the segments: frequencies match live chunks
     for _ in range(20):
         query = {rng.randint(1, 400) for _ in range(25)}
         got = index.top(query, 5, exclude_files={3})
@@ -71,6 +72,8 @@ def test_top_matches_the_formula_through_merges(freeze_every, monkeypatch):
         assert [c for _, c in got] == [c for _, c in want]
         assert [round(s, 9) for s, _ in got] == [round(s, 9) for s, _ in want]
     assert index.dead_postings == 0 and index.delta_postings == 0
+    if freeze_every == 1:
+        assert 1 < index.segments < 10  # merged as they came, never into one
 
 
 def test_unfrozen_and_frozen_postings_count_alike():

@@ -453,7 +453,7 @@ def test_pieces_cut_large_sources_at_top_level_lines():
         len(lines),
         lines,
     )
-    assert syntax.index_chunks(source, "python", lines) == whole
+    assert syntax.index_chunks(source, "python", lines) == (whole, None)  # cut: no outline
 
 
 def test_incremental_reparse_matches_a_full_parse():
@@ -471,3 +471,19 @@ def test_incremental_reparse_matches_a_full_parse():
         assert str(parsed.tree.root_node) == str(syntax.parse(new.encode(), "python").root_node)
         text = new
     assert text_edit("abc", "abXc")["new_end_byte"] == 3
+
+
+@pytest.mark.parametrize(
+    ("grammar", "source"),
+    [
+        ("python", "class A:\n"),
+        ("python", "def f():\n"),
+        ("python", "import os\nclass B(A):\n    def m(self):\n"),
+        ("javascript", "const x = require();\nclass A {\n"),
+        ("typescript", "namespace N {\n"),
+    ],
+)
+def test_half_typed_code_still_parses(grammar, source):
+    """Bodies being typed have no children at all: nothing may raise on them."""
+    parsed = syntax.analyze(source, grammar)
+    assert parsed.line_count == source.count("\n")

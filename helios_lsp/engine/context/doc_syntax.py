@@ -16,6 +16,7 @@ from helios_lsp.engine.context import syntax
 from helios_lsp.engine.context.tokens import token_ids
 
 MAX_DOCUMENT_BYTES = 512 << 10  # larger documents are chunked by lines, not parsed
+TREES = 3  # documents (most recently used) whose tree is kept for incremental reparsing
 
 
 class ParsedDocument:
@@ -25,7 +26,7 @@ class ParsedDocument:
     def __init__(self, text: str, grammar: str | None, tree: tree_sitter.Tree | None) -> None:
         self.text = text
         self.grammar = grammar
-        self.tree = tree
+        self.tree = tree  # dropped for documents not used lately (trees take megabytes)
         self._lock = threading.Lock()  # trees are not read from two threads at once
         self._src: bytes | None = None
         self._lines: list[str] | None = None
@@ -45,14 +46,25 @@ class ParsedDocument:
             self._lines = syntax.split_lines(self.text)
         return self._lines
 
+    def _parsed_tree(self) -> tree_sitter.Tree | None:
+        # Called with the lock held: the tree, parsed again if it was dropped.
+        if self.tree is None and self.grammar is not None and len(self.src) <= MAX_DOCUMENT_BYTES:
+            self.tree = syntax.parse(self.src, self.grammar)
+        return self.tree
+
+    def drop_tree(self) -> None:
+        with self._lock:
+            self.tree = None
+
     @property
     def imports(self) -> tuple[syntax.Import, ...]:
         with self._lock:
             if self._imports is None:
-                if self.tree is None or self.grammar is None:
+                tree = self._parsed_tree()
+                if tree is None or self.grammar is None:
                     self._imports = ()
                 else:
-                    self._imports = tuple(syntax.imports(self.tree, self.grammar, self.src))
+                    self._imports = tuple(syntax.imports(tree, self.grammar, self.src))
             return self._imports
 
     @property
@@ -62,21 +74,20 @@ class ParsedDocument:
         with self._lock:
             if self._syntax is None:
                 lines = self.lines
-                if self.tree is None or self.grammar is None:
+                tree = self._parsed_tree()
+                if tree is None or self.grammar is None:
                     chunks = tuple(syntax.chunk_ranges((), len(lines), lines))
                     self._syntax = syntax.FileSyntax(self.grammar or "", len(lines), (), (), chunks)
                 else:
-                    defs = syntax.definitions(self.tree, self.grammar, lines, self.src)
-                    chunks = tuple(
-                        syntax.file_chunks(self.tree, self.grammar, lines, self.src, defs)
-                    )
+                    defs = syntax.definitions(tree, self.grammar, lines, self.src)
+                    chunks = tuple(syntax.file_chunks(tree, self.grammar, lines, self.src, defs))
                     self._syntax = syntax.FileSyntax(
                         self.grammar,
                         len(lines),
                         tuple(defs),
                         imports,
                         chunks,
-                        self.tree.root_node.has_error,
+                        tree.root_node.has_error,
                     )
             return self._syntax
 
@@ -112,6 +123,9 @@ class ParsedDocuments:
             self._items.move_to_end(key)
             while len(self._items) > self._capacity:
                 self._items.popitem(last=False)
+            older = list(self._items.values())[:-TREES]
+        for item in older:
+            item.drop_tree()
         return parsed
 
     def forget(self, key: str) -> None:
@@ -126,10 +140,11 @@ def _parse(text: str, grammar: str | None, previous: ParsedDocument | None) -> P
     if len(src) > MAX_DOCUMENT_BYTES:
         return ParsedDocument(text, grammar, None)
     old_tree = None
-    if previous is not None and previous.tree is not None:
+    if previous is not None:
         with previous._lock:
-            old_tree = previous.tree.copy()
-        old_tree.edit(**text_edit(previous.text, text))
+            old_tree = previous.tree.copy() if previous.tree is not None else None
+        if old_tree is not None:
+            old_tree.edit(**text_edit(previous.text, text))
     parsed = ParsedDocument(text, grammar, syntax.parse(src, grammar, old_tree))
     parsed._src = src
     return parsed

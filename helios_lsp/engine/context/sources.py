@@ -77,7 +77,7 @@ class ContextSources:
         self._lock = threading.Lock()
         self._docs = Documents()
         self._edits = RecentEdits()
-        self._parsed = ParsedDocuments()
+        self._parsed = ParsedDocuments(capacity=OPEN_DOCUMENTS + 4)
         self._workspace = WorkspaceIndex(self.limits)
         self._selects = 0
         self._last_select_ms: float | None = None
@@ -326,16 +326,16 @@ class _Selection:
             if len([s for s in self.picked if s.kind == "outline"]) >= OUTLINES:
                 break
             doc = self.doc_by_path.get(target)
-            if doc is not None:
-                parsed: syntax.FileSyntax | None = self._parsed(doc)
-            else:
-                entry = self.workspace.lookup(target)
-                parsed = self.workspace.file_syntax(entry) if entry is not None else None
-            if parsed is None:
-                continue
             path = self._shown_path(target, doc)
             limit = min(per_file, budget - used)
-            text = parsed.outline(max(limit - len(path), 0))
+            room = max(limit - len(path), 0)
+            if doc is not None:
+                text: str | None = self._parsed(doc).outline(room)
+            else:
+                entry = self.workspace.lookup(target)
+                text = self.workspace.file_outline(entry, room) if entry is not None else None
+            if not text:
+                continue
             before = self.used
             if self._add(path, text, "outline", limit):
                 used += self.used - before
@@ -398,13 +398,13 @@ class _Selection:
                 continue  # that part of the file is shown as an edit
             if c.doc is not None:
                 grammar = grammar_for(c.doc.language, c.doc.name)
-                lines: list[str] | None = self.parsed.get(c.doc.key, c.doc.text, grammar).lines
+                lines = self.parsed.get(c.doc.key, c.doc.text, grammar).lines
+                text: str | None = "".join(lines[c.first : c.last + 1])
             else:
                 assert c.entry is not None
-                lines = self.workspace.read_lines(c.entry)
-            if lines is None:
+                text = self.workspace.read_span(c.entry, c.first, c.last)
+            if text is None:
                 continue  # changed on disk since indexed: re-indexed in the background
-            text = "".join(lines[c.first : c.last + 1])
             if self._add(c.path, text, "chunk", per_chunk):
                 files_done.add(c.path)
 

@@ -94,13 +94,13 @@ class FileSyntax:
 _local = threading.local()
 
 
-@cache
-
 def _first_named(node: tree_sitter.Node) -> tree_sitter.Node | None:
     """A node's first named child, or None (named_child raises on a node without any, as
     an empty body is while the user types it)."""
     return node.named_child(0) if node.named_child_count else None
 
+
+@cache  # one Language per grammar
 def language(grammar: str) -> tree_sitter.Language:
     return tree_sitter_language_pack.get_language(grammar)  # type: ignore[arg-type]
 
@@ -704,13 +704,24 @@ def render_outline(defs: Sequence[Definition], max_chars: int | None = None) -> 
     A long outline is cut to fit `max_chars`: first members' fields go, then members,
     then trailing definitions; the text is always whole lines.
     """
-    for level in (3, 2, 1):
-        text = "".join(_render(defs, level))
+    return fit_outline(outline_levels(defs), max_chars)
+
+
+def outline_levels(defs: Sequence[Definition]) -> tuple[str, str, str]:
+    """The outline in full, without fields, and with top-level definitions only."""
+    full, no_fields, top = ("".join(_render(defs, level)) for level in (3, 2, 1))
+    return full, no_fields, top
+
+
+def fit_outline(levels: Sequence[str], max_chars: int | None = None) -> str:
+    """The fullest of the `outline_levels` that fits max_chars, else the last one cut
+    to whole lines that fit."""
+    for text in levels:
         if max_chars is None or len(text) <= max_chars:
             return text
     out: list[str] = []
     used = 0
-    for line in "".join(_render(defs, 1)).splitlines(keepends=True):
+    for line in levels[-1].splitlines(keepends=True):
         if used + len(line) > max_chars:
             break
         out.append(line)
@@ -1076,10 +1087,14 @@ def file_chunks(
     return chunk_ranges(items, len(lines), lines)
 
 
-def index_chunks(source: bytes, grammar: str, lines: Sequence[str]) -> list[tuple[int, int]]:
-    """The retrieval chunks of a file, parsed a piece at a time (see `pieces`)."""
+def index_chunks(
+    source: bytes, grammar: str, lines: Sequence[str]
+) -> tuple[list[tuple[int, int]], list[Definition] | None]:
+    """The retrieval chunks of a file, parsed a piece at a time (see `pieces`), and its
+    definitions when it was parsed whole (one piece): then they are exact."""
     items: list[Definition] = []
-    for piece in pieces(source, PIECE_BYTES):
+    cut = pieces(source, PIECE_BYTES)
+    for piece in cut:
         tree = parse(source, grammar, byte_range=piece)
         if grammar in RULES:
             items.extend(definitions(tree, grammar, lines, source))
@@ -1087,7 +1102,8 @@ def index_chunks(source: bytes, grammar: str, lines: Sequence[str]) -> list[tupl
             items.extend(_generic_items(tree))
         del tree
         maybe_yield()
-    return chunk_ranges(items, len(lines), lines)
+    whole = len(cut) == 1 and grammar in RULES
+    return chunk_ranges(items, len(lines), lines), items if whole else None
 
 
 # --- all at once -----------------------------------------------------------------------
@@ -1118,6 +1134,20 @@ def analyze(
         maybe_yield()
     chunks = chunk_ranges(defs, len(lines), lines)
     return FileSyntax(grammar, len(lines), tuple(defs), tuple(found), tuple(chunks), errors)
+
+
+def outline_of(text: str, grammar: str, piece_bytes: int) -> tuple[str, str, str]:
+    """A file's `outline_levels` (only its definitions are looked for), large files
+    parsed in pieces of piece_bytes."""
+    source = text.encode("utf-8", "surrogatepass")
+    lines = split_lines(text)
+    defs: list[Definition] = []
+    for piece in pieces(source, piece_bytes):
+        tree = parse(source, grammar, byte_range=piece)
+        defs.extend(definitions(tree, grammar, lines, source))
+        del tree
+        maybe_yield()
+    return outline_levels(defs)
 
 
 def analyze_tree(

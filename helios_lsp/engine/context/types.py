@@ -19,7 +19,7 @@ class ContextLimits:
     """Bounds on the workspace index; the engine fills these from Settings."""
 
     max_files: int = 10_000  # workspace files indexed at most
-    max_bytes: int = 64 << 20  # bytes of file text held in the index at most
+    max_bytes: int = 64 << 20  # total size of the files indexed at most
     max_file_bytes: int = 256 << 10  # larger files are skipped unread
     secret_globs: tuple[str, ...] = ()  # extra names never read (a setting)
     # The stat sweep that notices changes no watcher reported runs at most this often.

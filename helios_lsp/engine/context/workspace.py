@@ -16,14 +16,18 @@ import os
 import stat
 import threading
 import time
+import zlib
 from collections import OrderedDict, deque
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from helios_lsp.engine.context import syntax
 from helios_lsp.engine.context.chunk_index import ChunkIndex
 from helios_lsp.engine.context.filetypes import grammar_for, language_of
 from helios_lsp.engine.context.ignore import IgnoreRules, rules_for, skipped_dir_reason
+from helios_lsp.engine.context.memory import release_free_memory
 from helios_lsp.engine.context.resolve import read_go_module
 from helios_lsp.engine.context.secret_names import is_secret
 from helios_lsp.engine.context.tokens import token_ids
@@ -32,8 +36,9 @@ from helios_lsp.engine.context.types import ContextLimits
 log = logging.getLogger(__name__)
 
 _BINARY_PROBE = 8 << 10  # a NUL byte in the first 8 KiB makes a file binary
-_LINE_CACHE_BYTES = 4 << 20  # file texts read back for chunks, kept for the next request
-_SYNTAX_CACHE = 256  # parsed files kept (outlines of imported modules)
+_TEXT_CACHE_BYTES = 4 << 20  # file texts read back for chunks, kept for the next request
+_TRIM_EVERY = 100  # files indexed between two hand-backs of freed memory
+_OUTLINE_CACHE = 32  # outlines of large files (parsed on demand), kept
 _OUTLINE_PIECE_BYTES = 128 << 10  # larger files are parsed in pieces for their outline
 
 
@@ -47,6 +52,9 @@ class IndexedFile:
     size: int
     file_id: int
     chunks: range = range(0)
+    # Its outline at three levels of detail (syntax.outline_levels), zlib-compressed, when
+    # the file was parsed whole at indexing; larger files are parsed again on demand.
+    outline: bytes | None = None
 
 
 @dataclass
@@ -79,10 +87,11 @@ class WorkspaceIndex:
         self._last_seconds: float | None = None
         self._last_sweep = time.monotonic()
         self._sweeps = 0
-        self._lines: OrderedDict[tuple[str, int, int], list[str]] = OrderedDict()
-        self._lines_bytes = 0
-        self._syntax: OrderedDict[tuple[str, int, int], syntax.FileSyntax] = OrderedDict()
+        self._texts: OrderedDict[tuple[str, int, int], tuple[bytes, np.ndarray]] = OrderedDict()
+        self._texts_bytes = 0
+        self._outlines: OrderedDict[tuple[str, int, int], tuple[str, ...]] = OrderedDict()
         self._go_modules: dict[str, tuple[int, str | None]] = {}
+        self._since_trim = 0  # files indexed since freed memory was last handed back
 
     # --- control (called from the asyncio loop: cheap, never blocks on I/O) -------------
 
@@ -211,14 +220,14 @@ class WorkspaceIndex:
             self._go_modules[gomod] = cached
         return cached[1]
 
-    def read_lines(self, entry: IndexedFile) -> list[str] | None:
-        """A file's lines as indexed, or None when it changed on disk since (then it is
-        queued for re-indexing) or cannot be read."""
+    def _read_back(self, entry: IndexedFile) -> tuple[bytes, np.ndarray] | None:
+        """A file's bytes and line starts as indexed, or None when it changed on disk
+        since (then it is queued for re-indexing) or cannot be read."""
         key = (entry.path, entry.mtime_ns, entry.size)
         with self.lock:
-            lines = self._lines.get(key)
-            if lines is not None:
-                self._lines.move_to_end(key)
+            cached = self._texts.get(key)
+            if cached is not None:
+                self._texts.move_to_end(key)
         try:
             st = os.stat(entry.path)
         except OSError:
@@ -227,40 +236,63 @@ class WorkspaceIndex:
         if (st.st_mtime_ns, st.st_size) != (entry.mtime_ns, entry.size):
             self.files_changed([entry.path])
             return None
-        if lines is not None:
-            return lines
+        if cached is not None:
+            return cached
         data = _read_regular(entry.path, self.limits.max_file_bytes)
         if data is None or len(data) != entry.size:
             self.files_changed([entry.path])
             return None
-        lines = syntax.split_lines(data.decode("utf-8", "replace"))
+        newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        starts = np.concatenate(([0], newlines + 1)).astype(np.int64)
         with self.lock:
-            if key not in self._lines:
-                self._lines[key] = lines
-                self._lines_bytes += len(data)
-            while self._lines_bytes > _LINE_CACHE_BYTES and len(self._lines) > 1:
-                (_, _, size), _ = self._lines.popitem(last=False)
-                self._lines_bytes -= size
-        return lines
+            if key not in self._texts:
+                self._texts[key] = (data, starts)
+                self._texts_bytes += len(data) + starts.nbytes
+            while self._texts_bytes > _TEXT_CACHE_BYTES and len(self._texts) > 1:
+                _, (old, old_starts) = self._texts.popitem(last=False)
+                self._texts_bytes -= len(old) + old_starts.nbytes
+        return data, starts
 
-    def file_syntax(self, entry: IndexedFile) -> syntax.FileSyntax | None:
-        """A workspace file parsed (for its outline), cached while it is unchanged."""
+    def read_span(self, entry: IndexedFile, first: int, last: int) -> str | None:
+        """Lines first..last (0-based, inclusive) of a file as indexed, each ending in a
+        newline; None when the file changed since it was indexed."""
+        found = self._read_back(entry)
+        if found is None:
+            return None
+        data, starts = found
+        if first >= len(starts):
+            return ""
+        end = int(starts[last + 1]) if last + 1 < len(starts) else len(data)
+        text = data[int(starts[first]) : end].decode("utf-8", "replace")
+        return "".join(syntax.split_lines(text))
+
+    def read_text(self, entry: IndexedFile) -> str | None:
+        found = self._read_back(entry)
+        return found[0].decode("utf-8", "replace") if found is not None else None
+
+    def file_outline(self, entry: IndexedFile, max_chars: int) -> str | None:
+        """A workspace file's outline cut to max_chars: kept from indexing when the file
+        was parsed whole then, else parsed now (and cached while the file is unchanged).
+        None when the file changed since it was indexed."""
+        if entry.outline is not None:
+            levels = zlib.decompress(entry.outline).decode().split("\0")
+            return syntax.fit_outline(levels, max_chars)
         key = (entry.path, entry.mtime_ns, entry.size)
         with self.lock:
-            cached = self._syntax.get(key)
+            cached = self._outlines.get(key)
             if cached is not None:
-                self._syntax.move_to_end(key)
-                return cached
-        lines = self.read_lines(entry)
-        grammar = grammar_for(entry.language, entry.path)
-        if lines is None or grammar is None:
-            return None
-        parsed = syntax.analyze("".join(lines), grammar, piece_bytes=_OUTLINE_PIECE_BYTES)
-        with self.lock:
-            self._syntax[key] = parsed
-            while len(self._syntax) > _SYNTAX_CACHE:
-                self._syntax.popitem(last=False)
-        return parsed
+                self._outlines.move_to_end(key)
+        if cached is None:
+            text = self.read_text(entry)
+            grammar = grammar_for(entry.language, entry.path)
+            if text is None or grammar is None or grammar not in syntax.RULES:
+                return None
+            cached = syntax.outline_of(text, grammar, _OUTLINE_PIECE_BYTES)
+            with self.lock:
+                self._outlines[key] = cached
+                while len(self._outlines) > _OUTLINE_CACHE:
+                    self._outlines.popitem(last=False)
+        return syntax.fit_outline(cached, max_chars)
 
     def top_chunks(
         self, tokens: Collection[int], files: int, exclude_paths: Collection[str]
@@ -356,8 +388,9 @@ class WorkspaceIndex:
                     for path in task[1]:
                         self._refresh_path(path)
                 self._freeze(final=True)
-            except Exception:  # the thread must live on; the log names no file content
-                log.exception("context index: %s failed", task[0])
+                release_free_memory()
+            except Exception as e:  # the thread lives on; the log gets no file content
+                log.warning("context index: %s failed (%s)", task[0], type(e).__name__)
             finally:
                 with self.lock:
                     self._busy = False
@@ -425,6 +458,8 @@ class WorkspaceIndex:
                 continue
             subdirs = []
             for entry in entries:
+                if self._closed:
+                    return False
                 syntax.maybe_yield()
                 name = entry.name
                 erel = f"{rel}/{name}" if rel else name
@@ -513,7 +548,7 @@ class WorkspaceIndex:
             _count(counts, "binary")
             self._forget_path(path)
             return
-        chunks = _chunks(data, language, path)
+        chunks, outline = _chunks(data, language, path)
         syntax.maybe_yield()
         with self.lock:
             if not self._current(folder.root, generation):
@@ -524,12 +559,17 @@ class WorkspaceIndex:
             entry = IndexedFile(
                 path, folder.root, rel, language, st.st_mtime_ns, len(data), self._next_id
             )
+            entry.outline = outline
             self._next_id += 1
             entry.chunks = self.chunks.add(entry.file_id, chunks)
             self._files[path] = entry
             self._by_id[entry.file_id] = entry
             self._indexed_bytes += entry.size
+            self._since_trim += 1
         self._freeze(final=False)
+        if self._since_trim >= _TRIM_EVERY:
+            self._since_trim = 0
+            release_free_memory()
 
     def _refresh_path(self, path: str) -> None:
         """Bring one changed path up to date (a file, a new directory, a .gitignore)."""
@@ -582,6 +622,7 @@ class WorkspaceIndex:
             else:
                 need = next(steps, None)
                 syntax.maybe_yield()
+        release_free_memory()
 
     # --- bookkeeping (lock held) -------------------------------------------------------
 
@@ -625,16 +666,22 @@ def _read_regular(path: str, limit: int) -> bytes | None:
         os.close(fd)
 
 
-def _chunks(data: bytes, language: str, path: str) -> list[tuple[int, int, set[int]]]:
-    """A file's retrieval chunks with their tokens: (first line, last line, token ids)."""
+def _chunks(
+    data: bytes, language: str, path: str
+) -> tuple[list[tuple[int, int, set[int]]], bytes | None]:
+    """A file's retrieval chunks with their tokens, (first line, last line, token ids)
+    each, and its outline levels compressed (None unless it was parsed whole)."""
     text = data.decode("utf-8", "replace")
     lines = syntax.split_lines(text)
     grammar = grammar_for(language, path)
     ranges: Sequence[tuple[int, int]]
+    outline = None
     try:
         if grammar is None:
             raise ValueError("no grammar")
-        ranges = syntax.index_chunks(data, grammar, lines)
+        ranges, defs = syntax.index_chunks(data, grammar, lines)
+        if defs is not None:
+            outline = zlib.compress("\0".join(syntax.outline_levels(defs)).encode(), 6)
     except Exception:  # an unparsable file is still chunked, by lines
         ranges = syntax.chunk_ranges((), len(lines), lines)
     out = []
@@ -642,4 +689,4 @@ def _chunks(data: bytes, language: str, path: str) -> list[tuple[int, int, set[i
         tokens = token_ids("".join(lines[first : last + 1]))
         if tokens:
             out.append((first, last, tokens))
-    return out
+    return out, outline
