@@ -78,3 +78,39 @@ def test_neovim_gets_ghost_text_and_a_completion_item(nvim: str, tmp_path: Path,
     assert result["mode"] == "i" and result["ghost_at"] == [1, 4]
     assert result["ghost_text"] and item["insertText"].startswith(result["ghost_text"])
     assert result["accepted_line"] == "    " + item["insertText"].split("\n")[0]
+
+
+def test_buffers_of_two_projects_make_both_folders_the_workspace(nvim: str, tmp_path: Path,
+                                                                 isolated_env: dict[str, str]):
+    """One `helios lsp` per Neovim: each buffer's project (found by its markers) joins the
+    workspace the server indexes for context from other files."""
+    files = {"one/.git/HEAD": "ref: main\n", "one/main.py": "import util\n",
+             "one/util.py": "def helper():\n    pass\n",
+             "two/pyproject.toml": "[project]\nname = 'two'\n", "two/other.py": "x = 1\n"}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    out = tmp_path / "result.json"
+    env = {
+        **isolated_env,
+        "HELIOS_NVIM_PLUGIN": str(PLUGIN),
+        "HELIOS_TEST_CMD": json.dumps(
+            [sys.executable, "-m", "helios_lsp", "lsp", "--no-http"]),
+        "HELIOS_TEST_FILE": str(tmp_path / "one/main.py"),
+        "HELIOS_TEST_FILE2": str(tmp_path / "two/other.py"),
+        "HELIOS_TEST_OUT": str(out),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run([nvim, "--headless", "--clean", "-u", str(INIT.with_name(
+        "nvim_context.lua"))], env=env, cwd=ROOT, capture_output=True, text=True,
+        timeout=TIMEOUT)
+    assert out.exists(), f"Neovim wrote no result (exit {proc.returncode}):\n{proc.stderr}"
+    result = json.loads(out.read_text())
+    assert result.get("error") is None, (result, proc.stderr[-3000:])
+    assert result["one_client"] is True
+    assert sorted(result["client_folders"]) == [str(tmp_path / "one"), str(tmp_path / "two")]
+    assert result["server_folders"] == 2 and result["index_state"] == "ready"
+    assert result["indexed"] == 3  # main.py, util.py, other.py
