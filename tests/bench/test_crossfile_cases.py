@@ -173,12 +173,14 @@ def test_the_summary_reads_helios_with_and_without_context():
                          "idle_timed_out": False, "context_enabled": True if on else None,
                          "last_prompt": {"files": ["sub/s.py" if i else "t.py"],
                                          "tokens": 300} if on else None,
-                         "sibling": "p/sub/s.py", "sibling_rel": "sub/s.py"})
+                         "sibling": "p/sub/s.py", "sibling_rel": "sub/s.py",
+                         "file_rel": "t.py"})
             recs.append({"config": config, "kind": "key", "latency": 0.05, "error": None,
                          "model_ran": True, "evaluated": 2, "prompt_tokens": 900})
     s = crossfile.summarize({"records": recs, "configs": ["off", "workspace"], "pause": 1.0})
     assert s["configs"]["workspace"]["hit_points_over_off"] == 0.5
     assert s["configs"]["workspace"]["sibling_in_prompt"] == 0.5
+    assert s["configs"]["workspace"]["self_in_prompt"] == 0.5
     assert s["configs"]["workspace"]["last_prompt_tokens"]["median"] == 300
     assert s["configs"]["off"]["context_reported"] == 0
     assert s["keys"]["ratio"]["p95"] == 1.0
