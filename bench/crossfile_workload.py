@@ -4,9 +4,9 @@ A case is a line of a file F of a package P that uses `module.NAME`, where `modu
 bound in F by an import of another module S of P (Python: `from . import helpers`,
 `from .web import web_request as wr`, `import aiohttp.helpers as h`, ...; JavaScript:
 `const x = require('./x')`), NAME is defined at top level in S, and NAME occurs nowhere in
-F before the cursor. The cursor sits right after `module.`; the expected text is NAME
-(an identifier hit) and the rest of the line (an exact match). Without S the model can
-only guess NAME.
+F before the cursor (not even inside a longer word). The cursor sits right after
+`module.`; the expected text is NAME (an identifier hit) and the rest of the line (an
+exact match). Without S the model can only guess NAME.
 
 The packages are the ones installed with the project (site-packages of the running
 interpreter) and npm's own `lib/` (JavaScript). Nobody here wrote them; their versions
@@ -437,8 +437,10 @@ def _case(pkg: Package, f: PackageFile, s: PackageFile, module: str, name: str, 
     """The case, or None when it does not test cross-file context."""
     if len(name) < MIN_NAME or name.startswith("__"):
         return None
-    if re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", f.text[:cursor]):
-        return None  # F itself already names it: the model could copy it
+    if name in f.text[:cursor]:
+        # F itself already has it, even inside a longer word (`isUmask = ...typeDefs.Umask`):
+        # the model could copy it
+        return None
     return CrossfileCase(pkg, f, s, module, name, line, cursor)
 
 

@@ -51,7 +51,10 @@ CONFIGS = ("off", "open", "workspace")
 PARTS = (*CONFIGS, "keys", "index")  # what `--crossfile-parts` may name
 KEY_CONFIGS = ("off", "workspace")  # keystroke latency: context off vs on
 OPEN_OTHERS = 3
-IDLE_TIMEOUT = 180.0  # seconds: a package's index, a cold window
+# Seconds: a package's index, a cold window. A few seconds on a quiet machine; minutes on
+# an overloaded one, where a wait cut short leaves the next case's cache cold too.
+IDLE_TIMEOUT = 600.0
+COLD = 16  # prompt tokens evaluated by the request itself: the pause did not warm the place
 TARGET_POINTS = 0.15  # identifier hits with context: at least 15 points above `off`
 TARGET_KEYS_P95 = 1.1
 _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
@@ -230,7 +233,7 @@ def ask(ctx: Context, lsp: HeliosLSP, config: str, ci: int, case: CrossfileCase,
     where = {"config": config, "case": ci, "package": pkg.name, "language": lang,
              "file": case.file.name, "line": case.line + 1, "module": case.module,
              "name": case.name, "sibling": case.sibling.name,
-             "sibling_rel": pkg.rel(case.sibling)}
+             "sibling_rel": pkg.rel(case.sibling), "file_rel": pkg.rel(case.file)}
     rec = {
         **where, "kind": "ask", "expected": case.rest, **score(ans.text, case),
         "latency": ans.latency, "error": ans.error, "model_ran": ans.model_ran,
@@ -360,12 +363,18 @@ def summarize(result: dict[str, Any], index: dict[str, Any] | None = None) -> di
             "latency": summary(r["latency"] for r in ok),
             "idle_wait": summary(r["idle_wait"] for r in rs),
             "idle_timed_out": sum(bool(r["idle_timed_out"]) for r in rs),
+            "cold": sum((r.get("evaluated") or 0) > COLD for r in ok),
             "context_reported": sum(r.get("context_enabled") is not None for r in rs),
             "context_enabled": sum(bool(r.get("context_enabled")) for r in rs),
             "last_prompt_tokens": summary(lp.get("tokens") for lp in lasts
                                           if isinstance(lp.get("tokens"), int | float)),
             "last_prompt_files": summary(len(lp.get("files") or []) for lp in lasts),
-            "sibling_in_prompt": _share([_sibling_in(r) for r in rs if r.get("last_prompt")]),
+            "sibling_in_prompt": _share([_in_prompt(r, "sibling_rel") for r in rs
+                                         if r.get("last_prompt")]),
+            # F in its own context block: from its buffer, or from disk, where the line
+            # is whole (the answer): worth a look when not 0.
+            "self_in_prompt": _share([_in_prompt(r, "file_rel") for r in rs
+                                      if r.get("last_prompt")]),
         }
         for pkg in dict.fromkeys(r["package"] for r in rs):
             ps = [r for r in rs if r["package"] == pkg]
@@ -402,12 +411,14 @@ def summarize(result: dict[str, Any], index: dict[str, Any] | None = None) -> di
     return out
 
 
-def _sibling_in(r: dict[str, Any]) -> bool:
-    """Whether the last prompt's files include S: its path relative to the package's
-    directory (the workspace folder), or a longer path or URI ending with it."""
-    rel = r.get("sibling_rel") or r["sibling"].split("/", 1)[-1]
-    return any(isinstance(f, str) and (f.removeprefix("./") == rel or f.endswith("/" + rel))
-               for f in (r.get("last_prompt") or {}).get("files") or [])
+def _in_prompt(r: dict[str, Any], key: str) -> bool:
+    """Whether the last prompt's files include the file `r[key]` names (S or F): its path
+    relative to the package's directory (the workspace folder), or a longer path or URI
+    ending with it."""
+    rel = r.get(key)
+    return bool(rel) and any(
+        isinstance(f, str) and (f.removeprefix("./") == rel or f.endswith("/" + rel))
+        for f in (r.get("last_prompt") or {}).get("files") or [])
 
 
 def check_targets(s: dict[str, Any], target) -> list[dict[str, Any]]:
@@ -482,12 +493,15 @@ def markdown(s: dict[str, Any], result: dict[str, Any]) -> list[str]:
                      _ms(c["latency"]["median"]), _ms(c["latency"]["p95"]),
                      f"{c['context_enabled']}/{c['cases']}" if c["context_reported"] else "–",
                      _n(c["last_prompt_tokens"]["median"]), _n(c["last_prompt_files"]["median"]),
-                     _pct(c["sibling_in_prompt"]), c["errors"] + c["idle_timed_out"]])
+                     _pct(c["sibling_in_prompt"]), _pct(c["self_in_prompt"]), c["cold"],
+                     c["errors"] + c["idle_timed_out"]])
     configs = list(s["configs"])
     if configs:
         lines += _table(["config", "cases", "identifier hits", "exact", "latency median",
                          "latency p95", "context on (status)", "context tokens (median)",
                          "context files (median)", "sibling in the prompt",
+                         "the file itself in its context",
+                         f"cold answers (> {COLD} tokens evaluated)",
                          "errors / idle waits timed out"], rows)
         rows = []
         for pkg, per in s["packages"].items():

@@ -26,10 +26,6 @@ from bench.crossfile_workload import (
 from bench.scenarios import crossfile
 
 
-def _word(name: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![\w$]){re.escape(name)}(?![\w$])")
-
-
 def _binds(case: CrossfileCase) -> bool:
     """F binds `module` to S by an import (Python) or a require (JavaScript)."""
     f, s = case.file, case.sibling
@@ -58,7 +54,7 @@ def assert_well_formed(case: CrossfileCase) -> None:
     assert not re.match(r"[\w$]", before[-len(case.module) - 2: -len(case.module) - 1] or " ")
     assert text[case.cursor:].startswith(case.name) and not re.match(
         r"[\w$]", text[case.cursor + len(case.name): case.cursor + len(case.name) + 1] or " ")
-    assert not _word(case.name).search(before), case.key  # NAME nowhere earlier in F
+    assert case.name not in before, case.key  # NAME nowhere earlier in F, not even in a word
     defs = (python_definitions if case.language == "python" else javascript_definitions)(
         case.sibling.text)
     assert case.name in defs, case.key  # NAME defined at top level in S
@@ -141,11 +137,13 @@ def test_javascript_extraction_reads_requires_and_exports(tmp_path):
                   "// read.helper is documented\n"
                   "const x = read.otp('code')\n"
                   "const y = 'read.missing'\n"
-                  "const z = read.helper()\n",
+                  "const z = read.helper()\n"
+                  "const readOTPFn = read.readOTP\n",
     })
     pkg = load_package("lib", "javascript", root, tmp_path)
     found = candidates(pkg)
-    # read.helper: named in the comment above; read.missing: in a string.
+    # read.helper: named in the comment above; read.missing: in a string; read.readOTP:
+    # inside the longer word before it on its own line.
     assert [(c.module, c.name, c.rest) for c in found] == [("read", "otp", "otp('code')")]
     assert_well_formed(found[0])
 
@@ -175,12 +173,14 @@ def test_the_summary_reads_helios_with_and_without_context():
                          "idle_timed_out": False, "context_enabled": True if on else None,
                          "last_prompt": {"files": ["sub/s.py" if i else "t.py"],
                                          "tokens": 300} if on else None,
-                         "sibling": "p/sub/s.py", "sibling_rel": "sub/s.py"})
+                         "sibling": "p/sub/s.py", "sibling_rel": "sub/s.py",
+                         "file_rel": "t.py"})
             recs.append({"config": config, "kind": "key", "latency": 0.05, "error": None,
                          "model_ran": True, "evaluated": 2, "prompt_tokens": 900})
     s = crossfile.summarize({"records": recs, "configs": ["off", "workspace"], "pause": 1.0})
     assert s["configs"]["workspace"]["hit_points_over_off"] == 0.5
     assert s["configs"]["workspace"]["sibling_in_prompt"] == 0.5
+    assert s["configs"]["workspace"]["self_in_prompt"] == 0.5
     assert s["configs"]["workspace"]["last_prompt_tokens"]["median"] == 300
     assert s["configs"]["off"]["context_reported"] == 0
     assert s["keys"]["ratio"]["p95"] == 1.0
