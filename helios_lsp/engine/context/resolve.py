@@ -68,6 +68,10 @@ def _first(candidates: Sequence[str], files: Files) -> tuple[str, ...]:
     return ()
 
 
+# Directories above the folder where an absolute Python import may start.
+_PACKAGE_DEPTH = 4
+
+
 def _python(
     module: str, current: str, here: str, ancestors: list[str], files: Files
 ) -> tuple[str, ...]:
@@ -80,8 +84,18 @@ def _python(
             base = os.path.dirname(base)
         bases = [base]
     else:
-        # Absolute: from the file's own directory up to the folder, then src/ layouts.
-        bases = [*ancestors, os.path.join(ancestors[-1], "src")]
+        # Absolute: from the file's own directory up to the folder, then src/ layouts, then
+        # above the folder: a folder that is itself the package (`pkg/` opened, imports
+        # `pkg.sub`), or open files with no folder at all. Only files in the index or
+        # open count, so looking higher finds nothing foreign.
+        top = ancestors[-1]
+        above = []
+        for _ in range(_PACKAGE_DEPTH):
+            parent = os.path.dirname(top)
+            if parent == top:
+                break
+            above.append(top := parent)
+        bases = [*ancestors, os.path.join(ancestors[-1], "src"), *above]
     candidates = []
     for base in bases:
         path = os.path.join(base, *parts)
