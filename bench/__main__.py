@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="crossfile: configurations (off, open, workspace), keystroke latency "
                    "(keys: off vs workspace) and the big workspace's indexing (index)")
     p.add_argument("--crossfile-cases", type=int, default=None,
-                   help="crossfile: this many cases instead of the mode's (48; --quick: 3)")
+                   help="crossfile: this many cases instead of the mode's (48; --quick: 2)")
     p.add_argument("--write-docs", action="store_true",
                    help=f"also put the report into {DOCS.relative_to(ROOT)}")
     return p

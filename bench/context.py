@@ -52,8 +52,8 @@ class Config:
                        paced_segments=1, overhead_repeats=2, quality_cases=3,
                        quality_files=2, typeahead_starts=1, typeahead_chars=3,
                        startup_reps=1, max_prefix_chars=2_500, jumps=3, jump_files=2,
-                       jump_chars=2, crossfile_cases=3, crossfile_keys=2,
-                       crossfile_tree_files=500, crossfile_baseline=1.0,
+                       jump_chars=2, crossfile_cases=2, crossfile_keys=2,
+                       crossfile_tree_files=300, crossfile_baseline=1.0,
                        crossfile_index_timeout=120.0)
         return cls(quick=False, seed=seed, threads=threads)
 

@@ -9,7 +9,8 @@ the event loop, which never blocks.
   once if it is still queued, stopped at its next check if it runs;
 - a background job (cache warming) runs only when nothing else waits, and any other job
   preempts it: dropped if still queued, stopped at its next check if it runs;
-- `close()` lets the running job end and drops the queued ones.
+- `close()` lets the running job end (a background one stops at its next check: warming is
+  worth nothing to a process shutting down) and drops the queued ones.
 """
 
 from __future__ import annotations
@@ -173,7 +174,11 @@ class JobRunner:
         job.future.set_exception(JobCancelledError(job.cancel_reason or "cancelled"))
 
     async def close(self) -> None:
-        """Let the running job end, drop the queued ones, stop the worker."""
+        """Let the running job end (stop a background one), drop the queued ones, stop the
+        worker."""
+        running = self._running
+        if running is not None and running.background:
+            running.cancel("shutting down")
         with self._wakeup:
             for job in self._queue:
                 if job is not None:

@@ -91,6 +91,7 @@ class LocalBackend(Backend):
         if self._model is not None:
             self._model.close()
             self._model = self._builder = self._quick_builder = None
+        self.info = None  # a load that ended during close() may have described its model
 
     # --- state --------------------------------------------------------------------------
 

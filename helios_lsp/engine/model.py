@@ -26,6 +26,7 @@ from helios_lsp.engine.errors import CompletionFailedError, JobCancelledError, M
 from helios_lsp.engine.fim import FimTokens, detect_fim
 from helios_lsp.engine.kv_states import KvStates
 from helios_lsp.engine.model_source import ResolvedModel
+from helios_lsp.engine.text import WORD_TOKENS_WHEN_UNSURE, joins_word
 from helios_lsp.engine.types import StopReason
 from helios_lsp.settings import Settings
 
@@ -296,7 +297,7 @@ class LoadedModel:
     ) -> Decoded:
         """Evaluate `prompt`, then generate until an end token, `max_tokens`, `time_budget`
         seconds of generation, `should_stop(text so far)`, or (once some text is there) a
-        token the model gives less than `min_prob`.
+        token the model gives less than `min_prob` (a word begun is finished, or taken back).
 
         Raises JobCancelledError as soon as `cancelled()` turns true."""
         if len(prompt) + max_tokens > self.n_ctx:
@@ -309,6 +310,8 @@ class LoadedModel:
             # The budget covers generation only: a cold prompt must not eat it.
             deadline = time.monotonic() + time_budget
             produced = b""
+            word_start = 0  # the token where the word being written began
+            finishing: int | None = None  # tokens taken, since an unsure one, to end a word
             for _ in range(max_tokens + (1 if out.healed else 0)):
                 allowed = None
                 if len(produced) < len(out.healed):
@@ -317,11 +320,25 @@ class LoadedModel:
                 if self.is_end(token):
                     out.stop_reason = StopReason.EOG
                     return out
-                if prob < min_prob and len(produced) > len(out.healed):
+                piece = self.piece(token)
+                in_word = joins_word(produced[-4:].decode("utf-8", "ignore"),
+                                     piece[:4].decode("utf-8", "ignore"))
+                if not in_word:
+                    word_start, finishing = len(out.tokens), None
+                # Unsure: stop, but not inside a word: half an identifier ("ENC_") is worth
+                # nothing to the user. Finish the word in a few tokens, else take it back.
+                unsure = prob < min_prob and len(produced) > len(out.healed)
+                if in_word and (finishing is not None or unsure):
+                    finishing = 0 if finishing is None else finishing + 1
+                    unsure = finishing >= WORD_TOKENS_WHEN_UNSURE
+                    if unsure and len(b"".join(out.pieces[:word_start])) >= len(out.healed):
+                        del out.tokens[word_start:], out.pieces[word_start:]
+                        del out.probs[word_start:]
+                if unsure:
                     out.stop_reason = StopReason.UNSURE
                     return out
                 out.tokens.append(token)
-                out.pieces.append(self.piece(token))
+                out.pieces.append(piece)
                 produced += out.pieces[-1]
                 out.probs.append(prob)
                 if should_stop(out.text()):
@@ -345,3 +362,4 @@ class LoadedModel:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.llm.close()
+

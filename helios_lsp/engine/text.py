@@ -27,3 +27,25 @@ def normalize_input(inp: CompletionInput) -> CompletionInput:
     if prefix is inp.prefix and suffix is inp.suffix:
         return inp
     return dataclasses.replace(inp, prefix=prefix, suffix=suffix)
+
+
+# Tokens a suggestion may take, once unsure, to finish a word; a longer word is taken back.
+WORD_TOKENS_WHEN_UNSURE = 4
+
+
+def _word_char(c: str) -> bool:
+    return c.isalnum() or c in "_$"
+
+
+def joins_word(before: str, after: str) -> bool:
+    """Whether `after` goes on with the word `before` ends with (a model unsure of such a
+    token still goes on: half an identifier is worth nothing to the user)."""
+    return bool(before and after) and _word_char(before[-1]) and _word_char(after[0])
+
+
+def without_last_word(text: str) -> str:
+    """`text` without the word it ends with."""
+    end = len(text)
+    while end and _word_char(text[end - 1]):
+        end -= 1
+    return text[:end]

@@ -170,15 +170,15 @@ def test_crossfile_runs_every_configuration(report):
     cf = report["summary"]["crossfile"]
     for config in ("off", "open", "workspace"):
         c = cf["configs"][config]
-        assert c["cases"] == 3 and c["errors"] == 0, c
+        assert c["cases"] == 2 and c["errors"] == 0, c
         assert 0 <= c["hit_share"] <= 1 and 0 <= c["exact_share"] <= 1
         assert _positive(c["latency"]["median"])
-    for config in ("off", "workspace"):  # 2 keystrokes at each of the 3 places
-        assert cf["keys"][config]["keystrokes"] == 6
+    for config in ("off", "workspace"):  # 2 keystrokes at each of the 2 places
+        assert cf["keys"][config]["keystrokes"] == 4
         assert _positive(cf["keys"][config]["latency"]["p95"])
     assert cf["keys"]["ratio"]["p95"] > 0
     index = cf["index"]
-    assert index["written_files"] == 500 and index["probes"] > 0
+    assert index["written_files"] == 300 and index["probes"] > 0
     assert index["baseline"]["n"] > 0 and _positive(index["baseline"]["median"])
     ids = {t["id"]: t["status"] for t in report["targets"]}
     for tid in ("7-hits-open", "7-hits-workspace", "7-keys-p95", "7-index-delay",

@@ -24,6 +24,7 @@ from helios_lsp.engine.languages import detect
 from helios_lsp.engine.model import LoadedModel
 from helios_lsp.engine.model_source import resolve_model
 from helios_lsp.engine.prompt import PromptBuilder
+from helios_lsp.engine.text import joins_word
 from helios_lsp.engine.types import StopReason
 from helios_lsp.settings import Settings
 from tests.gguf_factory import fim_token_ids, write_corrupt, write_tiny_model
@@ -421,5 +422,7 @@ def test_a_suggestion_stops_before_a_token_the_model_is_unsure_of(tiny_model: Pa
         assert unsure.tokens == free.tokens[: len(unsure.tokens)]
         assert unsure.text() != ""
         assert b"".join(unsure.pieces[:-1]) == unsure.healed[: len(b"".join(unsure.pieces[:-1]))]
+        # never inside a word: where it stops, the greedy path does not go on with the word
+        assert not joins_word(unsure.text(), free.text()[len(unsure.text()):])
     finally:
         model.close()

@@ -22,7 +22,7 @@ CODE = b"def f(x):\n    return x"
 
 # FIM-family tokens llama.cpp (0.3.36) treats as end-of-generation, found by token text.
 # StarCoder's "<file_sep>" is not among them (llama.cpp only knows Qwen's "<|file_sep|>").
-EOG_ROLES = {"codellama": {"eot"}, "starcoder": set(), "qwen": {"pad", "sep", "eot"}}
+EOG_ROLES = {"codellama": {"eot"}, "starcoder": set(), "qwen": {"pad", "sep", "eot", "repo"}}
 
 
 def _load(path) -> llama_cpp.Llama:

@@ -147,6 +147,25 @@ async def test_an_unsure_token_ends_the_suggestion(fake):
     await engine.close()
 
 
+@pytest.mark.parametrize("pieces,expected", [
+    # unsure inside a word: the word is finished, then the suggestion stops
+    ([" + b", ("ar", -5.0), ("_c", -5.0), (")", -5.0)], " + bar_c"),
+    # a word that does not end within a few tokens is taken back whole
+    ([" + b", ("a", -5.0), "b", "c", "d", "e", "f"], " +"),
+])
+async def test_unsure_inside_a_word_finishes_it_or_takes_it_back(fake, pieces, expected):
+    async def words(request):
+        return await stream(request, *(chunk(p) if isinstance(p, str) else
+                                        chunk(p[0], logprob=p[1]) for p in pieces), FINAL)
+
+    server = await fake(words)
+    engine = engine_for(server.port)
+    await engine.load()
+    out = await engine.complete(INP)
+    assert (out.text, out.stop_reason) == (expected, "unsure")
+    await engine.close()
+
+
 async def test_refused_connection_is_unreachable_and_names_no_secret():
     engine = engine_for(free_port())
     with pytest.raises(ModelError):

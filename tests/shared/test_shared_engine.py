@@ -125,10 +125,13 @@ async def test_three_windows_and_a_serve_hold_the_model_once(runtime, lsp, isola
                               timeout=60).stdout
         assert f"pid {engine}" in text and "clients: 4" in text
 
-        # Each window still answers its own protocol: its status names the shared engine.
+        # Each window's status describes the chain: the shared engine (pid), and the engine
+        # it runs on (the in-process llama.cpp here), with the engine's own counts.
         snap = (await windows[0].workspace_execute_command_async(
             types.ExecuteCommandParams(command="helios.status")))["engine"]
-        assert snap["backend"] == "shared" and str(engine) in snap["prompt_mode"]
+        assert snap["backend"] == "local" and snap["shared"]["pid"] == engine
+        assert snap["model_name"] and snap["n_ctx"] > 0
+        assert snap["stats"]["completed"] >= 4, "the engine's count: every window's answers"
     finally:
         serve.terminate()
         serve.wait(30)
