@@ -84,6 +84,12 @@ class JobRunner:
         running = self._running
         return self.queued == 0 and (running is None or running.future.done())
 
+    @property
+    def warming(self) -> bool:
+        """A background job is running now."""
+        running = self._running
+        return running is not None and running.background
+
     def _submit(self, job: Job) -> None:
         if not job.background:
             self._preempt_background()

@@ -104,7 +104,7 @@ async def test_the_widening_goes_on_after_a_request_elsewhere(wide_model):
         assert (await engine.complete(FAR)).quick
         widening = engine.prefetching
         async with asyncio.timeout(60):
-            while not engine.backend.jobs.busy:  # the widening is running
+            while not engine.backend.jobs.warming:  # the widening is running
                 await asyncio.sleep(0.001)
         # Real work elsewhere preempts the widening ...
         await engine.complete(place("textwrap.py", 3))
