@@ -21,6 +21,7 @@ so a cut moving by a character moves nothing.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,6 +37,9 @@ from helios_lsp.engine.languages import Language
 from helios_lsp.engine.types import ContextBlock, Snippet
 
 _LINE_STEP = 16
+# A client's own cut has no line numbers to keep a grid on: the window starts at a line its
+# content marks (about one in _CUT_ANCHOR_EVERY), so it stays put until that line is cut off.
+_CUT_ANCHOR_EVERY = 8
 _CURRENT_LINE_RESERVE = 256  # tokens kept for the cursor's line, whatever its length
 _GENERATION_MARGIN = 8
 # No tokenizer packs more characters than this into a token on average: text beyond
@@ -206,8 +210,8 @@ class PromptBuilder:
         wanted = first + n - self.prefix_lines
         wanted -= wanted % _LINE_STEP
         # Rounded up from the first line received: a moving cut does not move the window.
-        # (Lines counted from a client's own cut have no grid to keep: its first whole line.)
-        earliest = first if cut else first + (-first % _LINE_STEP)
+        # (Lines counted from a client's own cut have no grid: a line its content marks.)
+        earliest = first + (_cut_anchor(lines) if cut else -first % _LINE_STEP)
         start = min(max(wanted, earliest), first + n) - first
         counts = [len(self.encode(ln + "\n")) for ln in lines[start:]]
         total = sum(counts)
@@ -250,3 +254,14 @@ class PromptBuilder:
             tokens = tokens[len(tokens) - room:] if len(tokens) > room else tokens
             self._window = (key, text, n_lines, tokens)
         return list(tokens), n_lines
+
+
+def _cut_anchor(lines: list[str]) -> int:
+    """The first of `lines` whose content marks it as a window start (0 if none near): the
+    same line whatever the cut's position, until the cut passes it, and then the next mark,
+    so a cut moving a line at a time moves the window (and re-evaluates it) seldom."""
+    for i, line in enumerate(lines[: 4 * _CUT_ANCHOR_EVERY]):
+        mark = zlib.crc32(line.encode("utf-8", "surrogatepass")) % _CUT_ANCHOR_EVERY
+        if mark == 0 and line.strip():
+            return i
+    return 0

@@ -154,3 +154,21 @@ async def test_each_reading_of_position_line_evaluates_a_handful_per_keystroke(
     assert work[0] > 200  # the first keystroke at the place: a cold prompt
     moved = [w for w in work[1:] if w > 8]
     assert len(moved) <= (crossings if reading == "text" else 0), (work, crossings)
+
+
+def test_a_cut_counted_from_itself_moves_the_window_only_when_its_first_line_is_cut_off():
+    """Lines counted from the client's cut have no file grid: the window starts at a line
+    its content marks, and a cut passing one line after another moves it seldom (each move
+    re-evaluates the whole window)."""
+    from helios_lsp.engine.prompt import PromptBuilder
+
+    builder = PromptBuilder(lambda s: list(s.encode()), n_ctx=1 << 20, bos=None, fim=None)
+    before, _ = argparse_text(1500)
+    lines = before.split("\n")[:-1]
+    starts = []
+    for dropped in range(80):  # the cut passes 80 line breaks, one after another
+        sent = "partial line\n" + "\n".join(lines[-230 + dropped:]) + "\n"
+        text, _ = builder.window_above(sent, 1 << 16, cut=True)
+        starts.append(text.split("\n", 1)[0])
+    moves = [i for i in range(1, len(starts)) if starts[i] != starts[i - 1]]
+    assert 0 < len(moves) <= 20, len(moves)
