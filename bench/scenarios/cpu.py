@@ -57,17 +57,33 @@ def process_ticks(pid: int) -> int | None:
     return sum(int(x) for x in fields[11:15])  # fields 14-17 of proc(5)
 
 
+# The engine's counters kept at every GET /status the scenarios read anyway: which request
+# the background work followed (see `attribute`).
+TIMELINE_STATS = ("requests", "quick_answers", "prefetches", "prefetch_tokens",
+                  "prompt_tokens_evaluated", "answer_cpu_seconds", "background_cpu_seconds",
+                  "context_blocks")
+
+
 class _CountingClient(_HttpClient):
-    """The HTTP client, counting what it sends by method and path."""
+    """The HTTP client, counting what it sends by method and path; the requests sent and
+    the engine's counters in each /status answer, in order (a timeline, no extra read)."""
 
     def __init__(self, port: int):
         super().__init__(port)
         self.calls: Counter[str] = Counter()
+        self.timeline: list[dict[str, Any]] = []
 
     def request(self, method: str, path: str, body: Any = None,
                 headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any, float]:
         self.calls[f"{method} {path}"] += 1
-        return super().request(method, path, body, headers)
+        if method == "POST":
+            self.timeline.append({"call": path})
+        out = super().request(method, path, body, headers)
+        stats = ((out[2] or {}).get("engine") or {}).get("stats") \
+            if method == "GET" and path == "/status" and isinstance(out[2], dict) else None
+        if isinstance(stats, dict):
+            self.timeline.append({"stats": {k: stats.get(k, 0) for k in TIMELINE_STATS}})
+        return out
 
 
 class CpuHelios(HeliosHTTP):
@@ -197,6 +213,8 @@ def _measure(helios: CpuHelios, work, ctx: Context) -> dict[str, Any]:
     helios.wait_idle(quiet=0.5)
     snap0 = helios.engine_snapshot()
     calls0 = Counter(helios.http.calls)
+    helios.http.timeline = [{"stats": {k: (snap0.get("stats") or {}).get(k, 0)
+                                       for k in TIMELINE_STATS}}]
     cpu0 = helios.cpu_seconds()
     started = time.perf_counter()
     detail = work(ctx)
@@ -213,6 +231,7 @@ def _measure(helios: CpuHelios, work, ctx: Context) -> dict[str, Any]:
         "stats": _delta(snap0.get("stats"), snap1.get("stats")),
         "this_window": _delta(snap0.get("this_window"), snap1.get("this_window")),
         "engine_restarted": helios.engine_pid is not None and engine_pid != helios.engine_pid,
+        "timeline": helios.http.timeline,
         "detail": detail,
     }
 
@@ -269,6 +288,39 @@ def run(ctx: Context, files: list[SourceFile], interval: float, pause: float,
 
 # --- summary, targets, report (called by bench.report) -------------------------------
 
+CAUSES = ("prefetch", "after a quick answer", "later")
+
+
+def attribute(timeline: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Background work (prompt tokens warmed, background CPU, context blocks put in use)
+    between two /status reads, put down to what it followed: an interval in which a POST
+    /prefetch was sent, `prefetch`; else the interval after an answer from the quick window
+    (the widening), `after a quick answer`; else `later` (warming that goes on after
+    ordinary answers: a widening preempted and resumed, a context block, ...)."""
+    out = {c: {"tokens": 0.0, "cpu": 0.0, "context_blocks": 0.0, "intervals": 0.0}
+           for c in CAUSES}
+    prev: dict[str, float] | None = None
+    cause, calls = "later", []
+    for event in timeline:
+        if "call" in event:
+            calls.append(event["call"])
+            continue
+        snap = event["stats"]
+        if prev is not None:
+            here = "prefetch" if "/prefetch" in calls else cause
+            delta = {k: snap.get(k, 0) - prev.get(k, 0) for k in TIMELINE_STATS}
+            if delta["prefetch_tokens"] or delta["background_cpu_seconds"] > 0:
+                out[here]["tokens"] += delta["prefetch_tokens"]
+                out[here]["cpu"] += delta["background_cpu_seconds"]
+                out[here]["context_blocks"] += delta["context_blocks"]
+                out[here]["intervals"] += 1
+            if "/complete" in calls:  # what follows follows this answer
+                cause = "after a quick answer" if delta["quick_answers"] > 0 else "later"
+            elif "/prefetch" in calls:
+                cause = "prefetch"
+        prev, calls = snap, []
+    return out
+
 
 def _row(mode: str, part: str, m: dict[str, Any], per_read: float) -> dict[str, Any]:
     st, calls = m["stats"], m["calls"]
@@ -302,6 +354,7 @@ def _row(mode: str, part: str, m: dict[str, Any], per_read: float) -> dict[str, 
         "engine_requests": st.get("requests", 0),
         "cancelled": st.get("cancelled", 0) + st.get("dropped", 0),
         "engine_restarted": m["engine_restarted"],
+        "background_by_cause": attribute(m.get("timeline") or []),
     }
 
 
@@ -359,8 +412,18 @@ def markdown(s: dict[str, Any]) -> list[str]:
                      f"{r['quick_answers']:.0f} / {r['warmings']:.0f}",
                      f"{r['status_reads']} ({_n(r['status_reads_cpu'], 2)} s)",
                      _n(r["wall_seconds"], 1)])
-    return lines + _table(["scenario", "keystrokes", "total CPU s", "answers CPU s",
-                           "background CPU s", "other CPU s", "CPU per key (ms)",
-                           "total / answers", "answer / background tokens",
-                           "quick answers / warmings", "bench's /status reads (CPU)",
-                           "wall s"], rows)
+    lines += _table(["scenario", "keystrokes", "total CPU s", "answers CPU s",
+                     "background CPU s", "other CPU s", "CPU per key (ms)",
+                     "total / answers", "answer / background tokens",
+                     "quick answers / warmings", "bench's /status reads (CPU)",
+                     "wall s"], rows)
+    lines += ["Background work by what it followed (from the engine's counters at each "
+              "/status the scenario read): a POST /prefetch; an answer from the quick "
+              "window (the widening); later answers (a widening resumed, a context block). "
+              "Prompt tokens warmed, CPU s, context blocks put in use.", ""]
+    rows = [[_label(r), *(f"{c['tokens']:,.0f} tok, {c['cpu']:.2f} s"
+                          + (f", {c['context_blocks']:.0f} blocks" if c["context_blocks"]
+                             else "")
+                          for c in (r["background_by_cause"][k] for k in CAUSES))]
+            for r in s.get("rows", []) if "background_by_cause" in r]
+    return lines + _table(["scenario", *CAUSES], rows)

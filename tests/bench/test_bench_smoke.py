@@ -208,6 +208,10 @@ def test_cpu_per_keystroke_counts_every_helios_process(report):
         assert r["helios_cpu"] == pytest.approx(r["total_cpu"] - r["status_reads_cpu"])
         assert r["ratio"] == pytest.approx(r["helios_cpu"] / r["answer_cpu"])
         assert r["cpu_per_key_ms"] == pytest.approx(1000 * r["helios_cpu"] / r["keystrokes"])
+        # Every bit of background work in the span is put down to some cause.
+        causes = r["background_by_cause"].values()
+        assert sum(c["tokens"] for c in causes) == r["background_tokens"]
+        assert sum(c["cpu"] for c in causes) == pytest.approx(r["background_cpu"], abs=1e-6)
     assert rows["jumps"]["prefetch_requests"] == 4  # one POST /prefetch at each place
     for part in ("trimmed-file", "trimmed-sent"):  # a new client id per key: 4 model runs
         r = rows[part]
