@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="the user's pause after a cursor jump, before typing (jumps), and "
                    "after typing the `.` before asking (crossfile)")
     p.add_argument("--no-prefetch", action="store_true",
-                   help="jumps: Helios is not told where the cursor landed (no POST /prefetch)")
+                   help="jumps, cpu: Helios is not told where the cursor landed "
+                   "(no POST /prefetch)")
     p.add_argument("--crossfile-parts", default="off,open,workspace,keys,index",
                    help="crossfile: configurations (off, open, workspace), keystroke latency "
                    "(keys: off vs workspace) and the big workspace's indexing (index)")
@@ -195,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit(f"bench: unknown --cpu-modes {modes}; choose from "
                                      f"{', '.join(cpu.MODES)}")
                 results["cpu"] = cpu.run(ctx, files, args.typing_ms / 1000,
-                                         args.pause_ms / 1000, modes)
+                                         args.pause_ms / 1000, modes,
+                                         prefetch=not args.no_prefetch)
             if "quality" in only:
                 from bench.scenarios import quality
 

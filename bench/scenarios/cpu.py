@@ -249,8 +249,8 @@ def _calibrate(helios: CpuHelios, n: int = CALIBRATION_READS) -> dict[str, Any]:
 
 
 def run(ctx: Context, files: list[SourceFile], interval: float, pause: float,
-        modes: tuple[str, ...] = ("shared",), parts: tuple[str, ...] = PARTS
-        ) -> dict[str, Any]:
+        modes: tuple[str, ...] = ("shared",), parts: tuple[str, ...] = PARTS,
+        prefetch: bool = True) -> dict[str, Any]:
     from bench.scenarios import jumps, replay, trimmed
 
     cfg = ctx.config
@@ -258,11 +258,13 @@ def run(ctx: Context, files: list[SourceFile], interval: float, pause: float,
         "replay": lambda c: replay.run(c, replay_segments(
             files, cfg.segments, cfg.segment_chars, cfg.seed, cfg.max_prefix_chars)),
         "jumps": lambda c: jumps.run(c, jump_plan(
-            files, cfg.jumps, cfg.jump_files, cfg.seed, cfg.max_prefix_chars), pause),
+            files, cfg.jumps, cfg.jump_files, cfg.seed, cfg.max_prefix_chars), pause, prefetch),
         "trimmed-file": lambda c: trimmed.run(c, reading="file"),
         "trimmed-sent": lambda c: trimmed.run(c, reading="sent"),
     }
-    out: dict[str, Any] = {"interval": interval, "pause": pause, "modes": {}}
+    levers = {k: v for k, v in os.environ.items() if k.startswith("BENCH_HELIOS_")}
+    out: dict[str, Any] = {"interval": interval, "pause": pause, "prefetch": prefetch,
+                           "levers": levers, "modes": {}}
     for mode in modes:
         ctx.log(f"cpu: starting helios serve ({mode})")
         try:
@@ -365,6 +367,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         for part, m in res["parts"].items():
             rows.append(_row(mode, part, m, per_read))
     return {"interval": result.get("interval"), "pause": result.get("pause"),
+            "prefetch": result.get("prefetch", True), "levers": result.get("levers") or {},
             "per_status_read": {mode: res["calibration"]["per_read"]
                                 for mode, res in result.get("modes", {}).items()},
             "rows": rows}
@@ -401,7 +404,9 @@ def markdown(s: dict[str, Any]) -> list[str]:
              "blocks); `other`: the rest (HTTP, forwarding, bookkeeping). The bench's own "
              f"GET /status reads (measured at idle: {reads or '–'} each) are taken out of "
              "the total. `answer / background tokens`: prompt tokens the engine evaluated for "
-             "answers and for warming. Target: total / answers ≤ 1.5×.", ""]
+             "answers and for warming. Target: total / answers ≤ 1.5×."
+             + ("" if s.get("prefetch", True) else " Jumps without POST /prefetch.")
+             + "".join(f" `{k}={v}`." for k, v in sorted(s.get("levers", {}).items())), ""]
     rows = []
     for r in s.get("rows", []):
         rows.append([_label(r), r["keystrokes"], _n(r["helios_cpu"], 2),
