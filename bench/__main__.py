@@ -7,6 +7,7 @@
     python -m bench --only trimmed        # a client sending the last 6,000 chars vs bare
     python -m bench --only crossfile      # context from other files (issue 17)
     python -m bench --only crossfile --crossfile-parts off   # one configuration only
+    python -m bench --only cpu            # CPU per keystroke, background included (issue 18)
 
 Results: <out>/latest.json (everything, raw records included) and <out>/latest.md.
 Run it on a quiet machine: every contender gets the same threads, and they take turns.
@@ -47,7 +48,7 @@ from bench.workload import (
     typeahead_starts,
 )
 
-SCENARIOS = ("startup", "replay", "paced", "typeahead", "jumps", "trimmed", "quality",
+SCENARIOS = ("startup", "replay", "paced", "typeahead", "jumps", "trimmed", "cpu", "quality",
              "crossfile")
 DOCS = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
@@ -72,12 +73,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="the user's pause after a cursor jump, before typing (jumps), and "
                    "after typing the `.` before asking (crossfile)")
     p.add_argument("--no-prefetch", action="store_true",
-                   help="jumps: Helios is not told where the cursor landed (no POST /prefetch)")
+                   help="jumps, cpu: Helios is not told where the cursor landed "
+                   "(no POST /prefetch)")
     p.add_argument("--crossfile-parts", default="off,open,workspace,keys,index",
                    help="crossfile: configurations (off, open, workspace), keystroke latency "
                    "(keys: off vs workspace) and the big workspace's indexing (index)")
     p.add_argument("--crossfile-cases", type=int, default=None,
                    help="crossfile: this many cases instead of the mode's (48; --quick: 2)")
+    p.add_argument("--cpu-modes", default="shared",
+                   help="cpu: how its helios serve holds the model: shared (an engine "
+                   "daemon, the default for users), one-process, or both comma-separated")
     p.add_argument("--write-docs", action="store_true",
                    help=f"also put the report into {DOCS.relative_to(ROOT)}")
     return p
@@ -183,6 +188,16 @@ def main(argv: list[str] | None = None) -> int:
                 from bench.scenarios import trimmed
 
                 results["trimmed"] = trimmed.run(ctx)
+            if "cpu" in only:
+                from bench.scenarios import cpu
+
+                modes = tuple(m.strip() for m in args.cpu_modes.split(",") if m.strip())
+                if set(modes) - set(cpu.MODES):
+                    raise SystemExit(f"bench: unknown --cpu-modes {modes}; choose from "
+                                     f"{', '.join(cpu.MODES)}")
+                results["cpu"] = cpu.run(ctx, files, args.typing_ms / 1000,
+                                         args.pause_ms / 1000, modes,
+                                         prefetch=not args.no_prefetch)
             if "quality" in only:
                 from bench.scenarios import quality
 

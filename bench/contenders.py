@@ -246,14 +246,15 @@ class HeliosHTTP:
     name = "helios-http"
 
     def __init__(self, model: Path, threads: int, tmp: Path, client_id: str = "bench-http",
-                 timeout: float = 180):
+                 timeout: float = 180, env: dict[str, str] | None = None):
+        """`env`: more environment (HELIOS_* settings of this one server)."""
         try:
             import http_api  # noqa: F401
             from http_api import serve  # noqa: F401
         except ImportError as exc:
             raise Unavailable(f"http_api is not importable ({exc})") from exc
         self.port = free_port()
-        env = bench_env(tmp)
+        env = {**bench_env(tmp), **(env or {})}
         env["HELIOS_MODEL"] = str(model)
         env["HELIOS_N_THREADS"] = str(threads)
         self.process = _Process(

@@ -339,6 +339,10 @@ def check_targets(s: dict[str, Any]) -> list[dict[str, Any]]:
         t.append(_target("6-trimmed", "Client sending the last 6,000 characters: helios-http "
                          "median per keystroke / naive bare engine's", m, 0.2, "<=",
                          _fmt_ratio(m)))
+    if "cpu" in s:  # issue 18: CPU per keystroke, background included
+        from bench.scenarios import cpu
+
+        t += cpu.check_targets(s["cpu"], _target)
     if "crossfile" in s:  # issue 17: context from other files
         from bench.scenarios import crossfile
 
@@ -361,6 +365,10 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         from bench.scenarios import trimmed
 
         s["trimmed"] = trimmed.summarize(results["trimmed"])
+    if "cpu" in results:
+        from bench.scenarios import cpu
+
+        s["cpu"] = cpu.summarize(results["cpu"])
     if "quality" in results:
         s["quality"] = summarize_quality(results["quality"])
     if "startup" in results:
@@ -530,6 +538,11 @@ def markdown(report: dict[str, Any]) -> str:
         from bench.scenarios import trimmed
 
         lines += trimmed.markdown(s["trimmed"])
+
+    if "cpu" in s:
+        from bench.scenarios import cpu
+
+        lines += cpu.markdown(s["cpu"])
 
     if "typeahead" in s:
         lines += ["## 3. Type-ahead", "",

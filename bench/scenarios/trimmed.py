@@ -115,7 +115,15 @@ def _bare(ctx: Context, code: str) -> Answer:
     return ans
 
 
-def run(ctx: Context) -> dict[str, Any]:
+READINGS = ("file", "sent")  # position.line counted in the whole file, or in `code`
+
+
+def run(ctx: Context, reading: str = "file") -> dict[str, Any]:
+    """`reading`: how the client counts `position.line` (docs/api.md accepts both): the
+    cursor's line in the whole file (as an editor reports it), or the line breaks in the
+    text sent."""
+    if reading not in READINGS:
+        raise ValueError(f"trimmed: unknown reading {reading!r}")
     place, path = argparse_place()
     keys = QUICK_KEYS if ctx.config.quick else len(TYPED)
     names = [n for n, c in (("helios-http", ctx.http), ("bare", ctx.bare)) if c is not None]
@@ -129,7 +137,8 @@ def run(ctx: Context) -> dict[str, Any]:
         for name in names if k % 2 else names[::-1]:
             rec: dict[str, Any] = {}
             if name == "helios-http":
-                ans = _helios(ctx, code, suffix, place.cursor_line, f"bench-trimmed-{k}")
+                line = place.cursor_line if reading == "file" else code.count("\n")
+                ans = _helios(ctx, code, suffix, line, f"bench-trimmed-{reading}-{k}")
                 after = _idle_stats(ctx).get("prefetch_tokens", 0)
                 rec["background_tokens"], background = after - background, after
             else:
@@ -139,7 +148,8 @@ def run(ctx: Context) -> dict[str, Any]:
             rec.pop("extra", None)
             records.append(rec)
     return {"records": records, "file": path, "line": place.cursor_line, "cut": CUT,
-            "suffix_chars": SUFFIX_CHARS, "typed": TYPED[:keys], "indent": len(place.indent)}
+            "suffix_chars": SUFFIX_CHARS, "typed": TYPED[:keys], "indent": len(place.indent),
+            "reading": reading}
 
 
 # --- summary and report (called by bench.report) ---------------------------------------

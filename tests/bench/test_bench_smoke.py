@@ -187,3 +187,44 @@ def test_crossfile_runs_every_configuration(report):
     assert "## 6. Cross-file context" in report["_markdown"]
     workload = report["results"]["crossfile"]["workload"]
     assert workload and all(len(f["sha256"]) == 64 for f in workload)
+
+
+def test_cpu_per_keystroke_counts_every_helios_process(report):
+    cpu = report["summary"]["cpu"]
+    rows = {r["part"]: r for r in cpu["rows"]}
+    assert list(rows) == ["replay", "jumps", "trimmed-file", "trimmed-sent"]
+    per_read = cpu["per_status_read"]["shared"]
+    assert 0 < per_read < 0.05  # a GET /status costs Helios about a millisecond
+    for part, r in rows.items():
+        assert r["mode"] == "shared" and not r["engine_restarted"], part
+        # The server and the shared engine daemon behind it, both measured.
+        assert set(r["cpu_by_process"]) == {"server", "engine"}
+        assert r["keystrokes"] > 0 and _positive(r["total_cpu"]) and _positive(r["answer_cpu"])
+        assert r["background_cpu"] >= 0 and r["answer_tokens"] > 0
+        # The engine's own counts of its jobs fit in what /proc says its process used
+        # (ticks of 10 ms, read once before and once after).
+        assert r["cpu_by_process"]["engine"] >= r["answer_cpu"] + r["background_cpu"] - 0.05
+        assert r["status_reads_cpu"] == pytest.approx(r["status_reads"] * per_read)
+        assert r["helios_cpu"] == pytest.approx(r["total_cpu"] - r["status_reads_cpu"])
+        assert r["ratio"] == pytest.approx(r["helios_cpu"] / r["answer_cpu"])
+        assert r["cpu_per_key_ms"] == pytest.approx(1000 * r["helios_cpu"] / r["keystrokes"])
+        # Every bit of background work in the span is put down to some cause.
+        causes = r["background_by_cause"].values()
+        assert sum(c["tokens"] for c in causes) == r["background_tokens"]
+        assert sum(c["cpu"] for c in causes) == pytest.approx(r["background_cpu"], abs=1e-6)
+    assert rows["jumps"]["prefetch_requests"] == 4  # one POST /prefetch at each place
+    for part in ("trimmed-file", "trimmed-sent"):  # a new client id per key: 4 model runs
+        r = rows[part]
+        assert r["keystrokes"] == r["engine_requests"] == 4
+        # The 6,000 characters' window was evaluated (answered, or warmed in the
+        # background before the span ended): the idle wait counted the background.
+        assert r["answer_tokens"] + r["background_tokens"] > 1000
+    ids = {t["id"]: t["status"] for t in report["targets"]}
+    for part in rows:
+        assert ids[f"8-cpu-{part}"] in {"PASS", "FAIL"}
+    assert "### CPU per keystroke (issue 18)" in report["_markdown"]
+    # Nothing the scenario started is left: the server, and the engine daemon by its pid.
+    pids = report["results"]["cpu"]["modes"]["shared"]["pids"]
+    for pid in pids.values():
+        cmd = Path(f"/proc/{pid}/cmdline")
+        assert not cmd.exists() or b"helios_lsp" not in cmd.read_bytes(), pid
