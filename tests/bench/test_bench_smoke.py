@@ -6,6 +6,8 @@ targets pass: timings belong to the harness's report, not to unit tests."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import warnings
@@ -21,9 +23,17 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory, embedded_model) -> dict:
     out = tmp_path_factory.mktemp("bench")
-    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # Its own process group: on a timeout the servers it started go with it.
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=1200)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, stderr[-3000:]
     assert (out / "latest.md").read_text().startswith("# Helios benchmark")
     data = json.loads((out / "latest.json").read_text())
     data["_markdown"] = (out / "latest.md").read_text()
