@@ -26,7 +26,7 @@ from helios_lsp.engine.errors import CompletionFailedError, JobCancelledError, M
 from helios_lsp.engine.fim import FimTokens, detect_fim
 from helios_lsp.engine.kv_states import KvStates
 from helios_lsp.engine.model_source import ResolvedModel
-from helios_lsp.engine.text import WORD_TOKENS_WHEN_UNSURE, joins_word
+from helios_lsp.engine.text import Unsure, WordGuard, without_last_word
 from helios_lsp.engine.types import StopReason
 from helios_lsp.settings import Settings
 
@@ -60,6 +60,19 @@ class Decoded:
             if len(produced) > len(self.healed):
                 probs.append(prob)
         return probs
+
+    def take_back_word(self) -> None:
+        """Drop the tokens of the word the text ends with (from the token it began in),
+        unless that would take back part of the healed prompt text."""
+        produced = b"".join(self.pieces)
+        kept = len(without_last_word(produced.decode("utf-8", "surrogateescape"))
+                   .encode("utf-8", "surrogateescape"))
+        n, end = 0, 0
+        while n < len(self.pieces) and end + len(self.pieces[n]) <= kept:
+            end += len(self.pieces[n])
+            n += 1
+        if end >= len(self.healed):
+            del self.tokens[n:], self.pieces[n:], self.probs[n:]
 
     def text(self) -> str:
         """The generated text after the cursor (the re-created healed part removed)."""
@@ -310,8 +323,7 @@ class LoadedModel:
             # The budget covers generation only: a cold prompt must not eat it.
             deadline = time.monotonic() + time_budget
             produced = b""
-            word_start = 0  # the token where the word being written began
-            finishing: int | None = None  # tokens taken, since an unsure one, to end a word
+            guard = WordGuard()
             for _ in range(max_tokens + (1 if out.healed else 0)):
                 allowed = None
                 if len(produced) < len(out.healed):
@@ -321,20 +333,12 @@ class LoadedModel:
                     out.stop_reason = StopReason.EOG
                     return out
                 piece = self.piece(token)
-                in_word = joins_word(produced[-4:].decode("utf-8", "ignore"),
-                                     piece[:4].decode("utf-8", "ignore"))
-                if not in_word:
-                    word_start, finishing = len(out.tokens), None
-                # Unsure: stop, but not inside a word: half an identifier ("ENC_") is worth
-                # nothing to the user. Finish the word in a few tokens, else take it back.
-                unsure = prob < min_prob and len(produced) > len(out.healed)
-                if in_word and (finishing is not None or unsure):
-                    finishing = 0 if finishing is None else finishing + 1
-                    unsure = finishing >= WORD_TOKENS_WHEN_UNSURE
-                    if unsure and len(b"".join(out.pieces[:word_start])) >= len(out.healed):
-                        del out.tokens[word_start:], out.pieces[word_start:]
-                        del out.probs[word_start:]
-                if unsure:
+                verdict = guard.step(produced[-4:].decode("utf-8", "ignore"),
+                                     piece[:4].decode("utf-8", "ignore"),
+                                     prob < min_prob and len(produced) > len(out.healed))
+                if verdict is not Unsure.GO_ON:
+                    if verdict is Unsure.TAKE_BACK:
+                        out.take_back_word()
                     out.stop_reason = StopReason.UNSURE
                     return out
                 out.tokens.append(token)
@@ -362,4 +366,3 @@ class LoadedModel:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.llm.close()
-

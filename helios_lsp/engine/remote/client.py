@@ -32,7 +32,7 @@ from helios_lsp.engine.errors import CompletionFailedError, EngineUnreachableErr
 from helios_lsp.engine.languages import Language
 from helios_lsp.engine.postprocess import Cleaner
 from helios_lsp.engine.stats import EngineStats
-from helios_lsp.engine.text import WORD_TOKENS_WHEN_UNSURE, joins_word, without_last_word
+from helios_lsp.engine.text import Unsure, WordGuard, without_last_word
 from helios_lsp.engine.text_prompt import TextPrompt, TextPromptBuilder
 from helios_lsp.engine.types import CompletionInput, CompletionOutput, StopReason
 from helios_lsp.logsafe import safe, sanitize
@@ -290,7 +290,7 @@ class RemoteEngine(TaskBackend, ABC):
         out = Generated(context_files=tuple(dict.fromkeys(s.path for s in prompt.context)))
         raw = ""
         received = 0
-        finishing: int | None = None  # see the unsure rule below
+        guard = WordGuard()
         try:
             async with self._client().post(self.url + path, json=body) as response:
                 await self._check(response)
@@ -321,20 +321,13 @@ class RemoteEngine(TaskBackend, ABC):
                     for piece in event.pieces:
                         if deadline is None:
                             deadline = time.monotonic() + time_budget
-                        # Unsure: stop, but finish a word begun in a few tokens, else take
-                        # it back (as the local engine does, model.py).
-                        in_word = joins_word(out.text, piece.text)
-                        if not in_word:
-                            finishing = None
-                        unsure = bool(piece.prob is not None and piece.prob < min_prob
-                                      and out.text.strip())
-                        if in_word and (finishing is not None or unsure):
-                            finishing = 0 if finishing is None else finishing + 1
-                            unsure = finishing >= WORD_TOKENS_WHEN_UNSURE
-                            if unsure:
+                        verdict = guard.step(out.text, piece.text, bool(
+                            piece.prob is not None and piece.prob < min_prob
+                            and out.text.strip()))
+                        if verdict is not Unsure.GO_ON:
+                            if verdict is Unsure.TAKE_BACK:
                                 out.text = without_last_word(out.text)
                                 out.pieces = [p for p in out.pieces if p[0] <= len(out.text)]
-                        if unsure:
                             out.stop_reason = StopReason.UNSURE
                             return out
                         raw += piece.text
