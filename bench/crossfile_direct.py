@@ -7,9 +7,9 @@ the language server: for each case the context library chooses the block from th
 completes with no block. The warm-up the servers do in the background is not needed here:
 there is no quick window (every answer uses the full window with its block). Quicker than
 the full scenario and not timed: it measures what the block does to the suggestions, with
-the window size as a knob (`--prefix-lines`).
+the window sizes as knobs (`--prefix-lines`, `--context-prefix-lines`).
 
-    python -m bench.crossfile_direct --cases 24 --prefix-lines 48 --threads 1
+    python -m bench.crossfile_direct --cases 24 --context-prefix-lines 48 --threads 1
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--configs", default=",".join(CONFIGS))
     p.add_argument("--prefix-lines", type=int, default=None,
                    help="lines of the file above the cursor (default: Helios's default)")
+    p.add_argument("--context-prefix-lines", type=int, default=None,
+                   help="lines above the cursor when a block is in the prompt")
     p.add_argument("--context-tokens", type=int, default=None,
                    help="the block's budget (default: Helios's default)")
     p.add_argument("--threads", type=int, default=1)
@@ -97,6 +99,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         changes["prefix_lines"] = args.prefix_lines
     if args.context_tokens is not None:
         changes["context_tokens"] = args.context_tokens
+    if args.context_prefix_lines is not None:
+        changes["context_prefix_lines"] = args.context_prefix_lines
     settings = Settings.from_env().replace(**changes)
     engine = Engine(settings)
     await engine.load()
@@ -131,6 +135,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                            "sibling_in_block": sum(r["sibling_in_block"] for r in rs),
                            "name_in_block": sum(r["name_in_block"] for r in rs)}
     return {"settings": {"prefix_lines": settings.prefix_lines,
+                         "context_prefix_lines": settings.context_prefix_lines,
                          "context_tokens": settings.context_tokens,
                          "cases": len(cases), "seed": args.seed},
             "summary": summary, "records": records}

@@ -93,6 +93,11 @@ class Settings(BaseModel):
     # Tokens of the block of other files' snippets before the file's window (0: none); at
     # most half the prompt, so the file's own window keeps its share.
     context_tokens: int = Field(1024, ge=0, le=65_536)
+    # Lines of the file above the cursor when a block is in the prompt (instead of
+    # prefix_lines): the block then sits near the cursor, where a small model looks; on
+    # the cross-file cases the embedded model named the other file's symbol more often
+    # (docs/benchmarks.md).
+    context_prefix_lines: int = Field(48, ge=1, le=100_000)
     # Index the workspace folders (the LSP's; open documents and recent edits are used
     # either way).
     context_workspace: bool = True

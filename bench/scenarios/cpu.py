@@ -20,7 +20,16 @@ processes' CPU time standing still): utime + stime (+ reaped children) from
 (`answer_cpu_seconds`, `background_cpu_seconds`, `prompt_tokens_evaluated`,
 `prefetch_tokens`, ...). The bench's own GET /status reads cost Helios CPU too (about a
 millisecond each, measured before the parts): their estimate is shown and taken out of
-Helios's total. The figure: Helios's total / answers' CPU; issue 18's target ≤ 1.5×.
+Helios's total.
+
+What the answers themselves need is measured too, on a second server in the same run (each
+part right after Helios's own, the two taking turns): `need` has no quick window and is sent
+no POST /prefetch, so every answer evaluates the whole prompt it is answered from and
+nothing is warmed ahead. Its total is the CPU the same keystrokes need when no work is done
+in the background. Issue 18's target: Helios's total / `need`'s total ≤ 1.5×. Also shown:
+Helios's total / its own answers' CPU, which books the full window of a place answered
+from its quick window as background (so it is 2-4× by construction at a place typed for a
+few dozen keys).
 """
 
 from __future__ import annotations
@@ -92,13 +101,14 @@ class CpuHelios(HeliosHTTP):
 
     name = "helios-http"  # what the replay, jumps and trimmed scenarios call Helios
 
-    def __init__(self, model: Path, threads: int, tmp: Path, share: bool, interval: float):
+    def __init__(self, model: Path, threads: int, tmp: Path, share: bool, interval: float,
+                 env: dict[str, str] | None = None):
         # Short and under /tmp: a unix socket path holds at most 107 bytes.
         self.runtime = Path(tempfile.mkdtemp(prefix="hcpu-", dir="/tmp"))
         self.runtime.chmod(0o700)
         self.share, self.interval = share, interval
-        env = {"HELIOS_SHARE": "true" if share else "false", "HELIOS_SHARE_IDLE": "2",
-               "XDG_RUNTIME_DIR": str(self.runtime)}
+        env = {**(env or {}), "HELIOS_SHARE": "true" if share else "false",
+               "HELIOS_SHARE_IDLE": "2", "XDG_RUNTIME_DIR": str(self.runtime)}
         try:
             super().__init__(model, threads, tmp, client_id="bench-cpu", env=env)
         except Unavailable:
@@ -248,43 +258,60 @@ def _calibrate(helios: CpuHelios, n: int = CALIBRATION_READS) -> dict[str, Any]:
     return {"reads": n, "cpu_seconds": cpu, "per_read": cpu / n, "wall_seconds": wall}
 
 
+# The reference: what the answers need when nothing is done ahead of them.
+NEED_ENV = {"HELIOS_QUICK_WINDOW_LINES": "0"}
+
+
 def run(ctx: Context, files: list[SourceFile], interval: float, pause: float,
         modes: tuple[str, ...] = ("shared",), parts: tuple[str, ...] = PARTS,
         prefetch: bool = True) -> dict[str, Any]:
     from bench.scenarios import jumps, replay, trimmed
 
     cfg = ctx.config
-    work = {
-        "replay": lambda c: replay.run(c, replay_segments(
-            files, cfg.segments, cfg.segment_chars, cfg.seed, cfg.max_prefix_chars)),
-        "jumps": lambda c: jumps.run(c, jump_plan(
-            files, cfg.jumps, cfg.jump_files, cfg.seed, cfg.max_prefix_chars), pause, prefetch),
-        "trimmed-file": lambda c: trimmed.run(c, reading="file"),
-        "trimmed-sent": lambda c: trimmed.run(c, reading="sent"),
-    }
+
+    def work(part: str, prefetching: bool):
+        return {
+            "replay": lambda c: replay.run(c, replay_segments(
+                files, cfg.segments, cfg.segment_chars, cfg.seed, cfg.max_prefix_chars)),
+            "jumps": lambda c: jumps.run(c, jump_plan(
+                files, cfg.jumps, cfg.jump_files, cfg.seed, cfg.max_prefix_chars), pause,
+                prefetching),
+            "trimmed-file": lambda c: trimmed.run(c, reading="file"),
+            "trimmed-sent": lambda c: trimmed.run(c, reading="sent"),
+        }[part]
+
     levers = {k: v for k, v in os.environ.items() if k.startswith("BENCH_HELIOS_")}
     out: dict[str, Any] = {"interval": interval, "pause": pause, "prefetch": prefetch,
-                           "levers": levers, "modes": {}}
+                           "levers": levers, "need_env": NEED_ENV, "modes": {}}
     for mode in modes:
-        ctx.log(f"cpu: starting helios serve ({mode})")
+        servers: dict[str, CpuHelios] = {}
         try:
-            helios = CpuHelios(ctx.model, cfg.threads, ctx.tmp, share=mode == "shared",
-                               interval=interval)
-        except Unavailable as exc:
-            ctx.unavailable[f"helios-cpu-{mode}"] = str(exc)
-            ctx.log(f"cpu: helios serve ({mode}) unavailable: {exc}")
-            continue
-        cctx = _CpuContext(config=cfg, model=ctx.model, tmp=ctx.tmp, http=helios,
-                           started=ctx.started)
-        try:
-            res: dict[str, Any] = {"pids": {"server": helios.pid, "engine": helios.engine_pid},
-                                   "calibration": _calibrate(helios), "parts": {}}
+            for role, env in (("helios", None), ("need", NEED_ENV)):
+                ctx.log(f"cpu: starting helios serve ({mode}, {role})")
+                try:
+                    servers[role] = CpuHelios(ctx.model, cfg.threads, ctx.tmp,
+                                              share=mode == "shared", interval=interval,
+                                              env=env)
+                except Unavailable as exc:
+                    ctx.unavailable[f"helios-cpu-{mode}-{role}"] = str(exc)
+                    ctx.log(f"cpu: helios serve ({mode}, {role}) unavailable: {exc}")
+            if "helios" not in servers:
+                continue
+            res: dict[str, Any] = {
+                role: {"pids": {"server": h.pid, "engine": h.engine_pid},
+                       "calibration": _calibrate(h), "parts": {}}
+                for role, h in servers.items()}
             for part in parts:
-                ctx.log(f"cpu ({mode}): {part}")
-                res["parts"][part] = _measure(helios, work[part], cctx)
+                for role, helios in servers.items():  # taking turns: noise hits both alike
+                    ctx.log(f"cpu ({mode}, {role}): {part}")
+                    cctx = _CpuContext(config=cfg, model=ctx.model, tmp=ctx.tmp, http=helios,
+                                       started=ctx.started)
+                    res[role]["parts"][part] = _measure(
+                        helios, work(part, prefetch and role == "helios"), cctx)
             out["modes"][mode] = res
         finally:
-            helios.close()
+            for helios in servers.values():
+                helios.close()
     return out
 
 
@@ -362,15 +389,24 @@ def _row(mode: str, part: str, m: dict[str, Any], per_read: float) -> dict[str, 
 
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
     rows = []
+    per_read: dict[str, float] = {}
     for mode, res in result.get("modes", {}).items():
-        per_read = res["calibration"]["per_read"]
-        for part, m in res["parts"].items():
-            rows.append(_row(mode, part, m, per_read))
+        if "helios" not in res:  # a run from before the reference existed
+            res = {"helios": res}
+        ours, need = res["helios"], res.get("need")
+        per_read[mode] = ours["calibration"]["per_read"]
+        for part, m in ours["parts"].items():
+            row = _row(mode, part, m, per_read[mode])
+            needed = (_row(mode, part, need["parts"][part], need["calibration"]["per_read"])
+                      if need is not None and part in need.get("parts", {}) else None)
+            row["need"] = needed
+            row["need_ratio"] = (row["helios_cpu"] / needed["helios_cpu"]
+                                 if needed is not None and needed["helios_cpu"] > 0 else None)
+            rows.append(row)
     return {"interval": result.get("interval"), "pause": result.get("pause"),
             "prefetch": result.get("prefetch", True), "levers": result.get("levers") or {},
-            "per_status_read": {mode: res["calibration"]["per_read"]
-                                for mode, res in result.get("modes", {}).items()},
-            "rows": rows}
+            "need_env": result.get("need_env") or {},
+            "per_status_read": per_read, "rows": rows}
 
 
 def _label(r: dict[str, Any]) -> str:
@@ -382,8 +418,9 @@ def check_targets(s: dict[str, Any], target) -> list[dict[str, Any]]:
 
     return [target(f"8-cpu-{_label(r).replace(' (', '-').rstrip(')')}",
                    f"CPU per keystroke, {_label(r)}: all Helios processes (background "
-                   "included) / the answers' CPU", r["ratio"], TARGET, "<=",
-                   _fmt_ratio(r["ratio"]))
+                   "included) / what the same keystrokes need with nothing done ahead "
+                   "(no quick window, no prefetch)", r.get("need_ratio"), TARGET, "<=",
+                   _fmt_ratio(r.get("need_ratio")))
             for r in s.get("rows", [])]
 
 
@@ -404,24 +441,31 @@ def markdown(s: dict[str, Any]) -> list[str]:
              "blocks); `other`: the rest (HTTP, forwarding, bookkeeping). The bench's own "
              f"GET /status reads (measured at idle: {reads or '–'} each) are taken out of "
              "the total. `answer / background tokens`: prompt tokens the engine evaluated for "
-             "answers and for warming. Target: total / answers ≤ 1.5×."
+             "answers and for warming. `need`: the same keystrokes on a second server that does "
+             "nothing ahead of the answers (no quick window: "
+             + ", ".join(f"`{k}={v}`" for k, v in sorted(s.get("need_env", {}).items()))
+             + "; no POST /prefetch), run right after Helios's, part by part: the CPU the "
+             "answers themselves need. Target: total / need ≤ 1.5×."
              + ("" if s.get("prefetch", True) else " Jumps without POST /prefetch.")
              + "".join(f" `{k}={v}`." for k, v in sorted(s.get("levers", {}).items())), ""]
     rows = []
     for r in s.get("rows", []):
+        need = r.get("need") or {}
         rows.append([_label(r), r["keystrokes"], _n(r["helios_cpu"], 2),
                      _n(r["answer_cpu"], 2), _n(r["background_cpu"], 2),
                      _n(r["other_cpu"], 2), _n(r["cpu_per_key_ms"], 1),
+                     _n(need.get("helios_cpu"), 2), _fmt_ratio(r.get("need_ratio")),
                      _fmt_ratio(r["ratio"]),
                      f"{r['answer_tokens']:,.0f} / {r['background_tokens']:,.0f}",
+                     f"{need.get('answer_tokens', 0):,.0f}" if need else "–",
                      f"{r['quick_answers']:.0f} / {r['warmings']:.0f}",
                      f"{r['status_reads']} ({_n(r['status_reads_cpu'], 2)} s)",
                      _n(r["wall_seconds"], 1)])
     lines += _table(["scenario", "keystrokes", "total CPU s", "answers CPU s",
-                     "background CPU s", "other CPU s", "CPU per key (ms)",
-                     "total / answers", "answer / background tokens",
-                     "quick answers / warmings", "bench's /status reads (CPU)",
-                     "wall s"], rows)
+                     "background CPU s", "other CPU s", "CPU per key (ms)", "need CPU s",
+                     "**total / need**", "total / answers", "answer / background tokens",
+                     "need: answer tokens", "quick answers / warmings",
+                     "bench's /status reads (CPU)", "wall s"], rows)
     lines += ["Background work by what it followed (from the engine's counters at each "
               "/status the scenario read): a POST /prefetch; an answer from the quick "
               "window (the widening); later answers (a widening resumed, a context block). "

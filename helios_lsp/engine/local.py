@@ -75,6 +75,7 @@ class LocalBackend(Backend):
             prefix_lines=settings.prefix_lines, suffix_lines=settings.suffix_lines,
             encode_continuation=model.encode_continuation,
             context_tokens=settings.context_tokens,
+            context_prefix_lines=settings.context_prefix_lines,
         )
         quick_lines = min(settings.quick_window_lines, settings.prefix_lines)
         if 0 < quick_lines < settings.prefix_lines:

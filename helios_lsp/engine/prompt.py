@@ -85,6 +85,7 @@ class PromptBuilder:
         suffix_lines: int = 64,
         encode_continuation: Callable[[str], list[int]] | None = None,
         context_tokens: int = 0,
+        context_prefix_lines: int | None = None,
     ):
         self.encode = encode
         # The cursor's line after FIM-middle continues text: no tokenizer-added space.
@@ -97,9 +98,13 @@ class PromptBuilder:
         # The lines above the cursor do not change while the user types on a line:
         # remember the last window instead of re-tokenizing it per keystroke.
         # (key, window text, lines in it, its tokens once computed)
-        self._window: tuple[tuple[str, int, int, bool], str, int, list[int] | None] | None = None
+        self._window: tuple[tuple[str, int, int, bool, int], str, int,
+                            list[int] | None] | None = None
         # The context block's tokens: the same block is rendered once, not per keystroke.
         self.context_tokens = context_tokens
+        # With a block in the prompt the window above the cursor is this much shorter, so
+        # the block sits near enough for a small model to copy from it.
+        self.context_prefix_lines = min(context_prefix_lines or prefix_lines, prefix_lines)
         self._block: tuple[tuple[object, ...], list[int], tuple[str, ...]] | None = None
 
     def budget(self, max_tokens: int) -> int:
@@ -132,7 +137,8 @@ class PromptBuilder:
             line_tokens = (self._tail(self.encode_continuation(line), line_tokens_reserve)
                            if line else [])
             room = budget - len(fixed) - 2 - len(suffix_tokens) - line_tokens_reserve
-            above_tokens, n_lines = self._above(above, room, first_line, cut)
+            above_tokens, n_lines = self._above(above, room, first_line, cut,
+                                                self._lines(block))
             tokens = (fixed + above_tokens + [self.fim.suffix] + suffix_tokens
                       + [self.fim.middle] + line_tokens)
             return Prompt(tokens, True, n_lines, len(block), files)
@@ -140,13 +146,18 @@ class PromptBuilder:
         header = header_text(lang, filename)
         fixed += block + (self.encode(header) if header else [])
         room = budget - len(fixed) - line_tokens_reserve
-        above_text, n_lines = self.window_above(above, room, first_line, cut)
+        above_text, n_lines = self.window_above(above, room, first_line, cut,
+                                                self._lines(block))
         body = self.encode(above_text + line)
         # Only a pathological line can overflow: keep its end (the part next to the cursor).
         body = self._tail(body, budget - len(fixed))
         return Prompt(fixed + body, False, n_lines, len(block), files)
 
     # --- the context block ----------------------------------------------------------
+
+    def _lines(self, block: list[int] | tuple[object, ...]) -> int:
+        """Lines of the window above the cursor: fewer when a context block precedes it."""
+        return self.context_prefix_lines if block else self.prefix_lines
 
     @property
     def _repo_layout(self) -> bool:
@@ -203,11 +214,13 @@ class PromptBuilder:
         tokens = self.encode(kept)
         return tokens[:limit]
 
-    def _window_start(self, lines: list[str], room: int, first: int, cut: bool) -> int:
-        """Index in `lines` (whose first is line `first` of the file) where the window above
-        the cursor starts: on a file line that is a multiple of _LINE_STEP, within `room`."""
+    def _window_start(self, lines: list[str], room: int, first: int, cut: bool,
+                      window: int) -> int:
+        """Index in `lines` (whose first is line `first` of the file) where the window of
+        `window` lines above the cursor starts: on a file line that is a multiple of
+        _LINE_STEP, within `room`."""
         n = len(lines)
-        wanted = first + n - self.prefix_lines
+        wanted = first + n - window
         wanted -= wanted % _LINE_STEP
         # Rounded up from the first line received: a moving cut does not move the window.
         # (Lines counted from a client's own cut have no grid: a line its content marks.)
@@ -223,12 +236,14 @@ class PromptBuilder:
         return start
 
     def window_above(self, above: str, room: int, first_line: int = 0,
-                     cut: bool = False) -> tuple[str, int]:
-        """The lines above the cursor that fit in `room` tokens, as text, and how many.
-        `cut`: the first line of `above` may be the end of a longer line."""
+                     cut: bool = False, window: int | None = None) -> tuple[str, int]:
+        """The lines above the cursor that fit in `room` tokens, as text, and how many
+        (`window` lines at most, `prefix_lines` by default). `cut`: the first line of
+        `above` may be the end of a longer line."""
         if not above or room <= 0:
             return "", 0
-        key = (above, room, first_line, cut)
+        window = window or self.prefix_lines
+        key = (above, room, first_line, cut, window)
         if self._window is None or self._window[0] != key:
             limit = room * _MAX_CHARS_PER_TOKEN
             lines = above[-limit:].split("\n")[:-1]  # `above` ends with "\n"
@@ -237,13 +252,13 @@ class PromptBuilder:
                 above[-limit - 1] == "\n")
             if lines and not whole:  # it may be the end of a longer line
                 lines, first = lines[1:], first + 1
-            kept = lines[self._window_start(lines, room, first, cut):]
+            kept = lines[self._window_start(lines, room, first, cut, window):]
             self._window = (key, "".join(ln + "\n" for ln in kept), len(kept), None)
         return self._window[1], self._window[2]
 
     def _above(self, above: str, room: int, first_line: int = 0,
-               cut: bool = False) -> tuple[list[int], int]:
-        text, n_lines = self.window_above(above, room, first_line, cut)
+               cut: bool = False, window: int | None = None) -> tuple[list[int], int]:
+        text, n_lines = self.window_above(above, room, first_line, cut, window)
         if not text:
             return [], 0
         assert self._window is not None

@@ -44,9 +44,10 @@ class TextPrompt:
 
 class TextPromptBuilder:
     def __init__(self, n_ctx: int, prefix_lines: int, suffix_lines: int,
-                 context_tokens: int = 0):
+                 context_tokens: int = 0, context_prefix_lines: int | None = None):
         self._window = PromptBuilder(approx_tokens, n_ctx=n_ctx, bos=None, fim=None,
-                                     prefix_lines=prefix_lines, suffix_lines=suffix_lines)
+                                     prefix_lines=prefix_lines, suffix_lines=suffix_lines,
+                                     context_prefix_lines=context_prefix_lines)
         self.suffix_lines = suffix_lines
         self.context_tokens = context_tokens
 
@@ -70,7 +71,9 @@ class TextPromptBuilder:
         room = budget - sum(len(approx_tokens(t)) for t in (header, line, kept_suffix))
         room -= sum(len(approx_tokens(repo_piece(s))) for s in snippets) if repo_layout else (
             len(approx_tokens(context_text)) if context_text else 0)
-        window, _ = self._window.window_above(above, room, first_line, cut)
+        window, _ = self._window.window_above(
+            above, room, first_line, cut,
+            self._window.context_prefix_lines if snippets else None)
         return TextPrompt(header, window, line, kept_suffix, snippets, context_text,
                           context.repo if context is not None else "", filename)
 

@@ -229,12 +229,19 @@ def test_cpu_per_keystroke_counts_every_helios_process(report):
         # The 6,000 characters' window was evaluated (answered, or warmed in the
         # background before the span ended): the idle wait counted the background.
         assert r["answer_tokens"] + r["background_tokens"] > 1000
+    for part, r in rows.items():
+        # The reference does nothing ahead of the answers: no quick answer, no warming.
+        need = r["need"]
+        assert need["keystrokes"] == r["keystrokes"] and need["prefetch_requests"] == 0, part
+        assert need["quick_answers"] == need["warmings"] == need["background_tokens"] == 0
+        assert _positive(need["helios_cpu"]) and need["answer_tokens"] > 0
+        assert r["need_ratio"] == pytest.approx(r["helios_cpu"] / need["helios_cpu"])
     ids = {t["id"]: t["status"] for t in report["targets"]}
     for part in rows:
         assert ids[f"8-cpu-{part}"] in {"PASS", "FAIL"}
     assert "### CPU per keystroke (issue 18)" in report["_markdown"]
     # Nothing the scenario started is left: the server, and the engine daemon by its pid.
-    pids = report["results"]["cpu"]["modes"]["shared"]["pids"]
-    for pid in pids.values():
+    runs = report["results"]["cpu"]["modes"]["shared"]
+    for pid in (p for role in ("helios", "need") for p in runs[role]["pids"].values()):
         cmd = Path(f"/proc/{pid}/cmdline")
         assert not cmd.exists() or b"helios_lsp" not in cmd.read_bytes(), pid

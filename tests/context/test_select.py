@@ -262,7 +262,35 @@ def test_outline_of_a_large_module(make_sources, tmp_path):
     outline = [s for s in sources.select(query, 2000) if s.kind == "outline"]
     assert [s.path for s in outline] == ["app/big.py"]
     assert outline[0].text.startswith("def handler_0(request, response):\n")
-    assert "return" not in outline[0].text and len(outline[0].text) <= 500
+    # Named on the cursor's line: it may take the whole outlines' share (half the budget).
+    assert "return" not in outline[0].text and len(outline[0].text) <= 1000
+
+
+@pytest.mark.parametrize("opened", [False, True])
+def test_a_cut_outline_keeps_what_the_code_at_the_cursor_talks_about(make_sources, tmp_path,
+                                                                     opened):
+    """A module too long for its share, named at the cursor: the definitions whose names
+    share words with the lines above the cursor are kept even far down the file (from the
+    workspace index and from an open document alike), in the file's order."""
+    names = [f"HEADER_{i:03}" for i in range(300)]
+    names[250] = "CONTENT_ENCODING"
+    hdrs = "".join(f'{n}: str = "{n.lower()}"\n' for n in names)
+    main = "from . import hdrs\n\n\ndef parse(headers):\n    # the body's encoding\n" \
+           "    enc = headers.get(hdrs."
+    write_tree(tmp_path, {"app/__init__.py": "", "app/hdrs.py": hdrs, "app/main.py": main})
+    sources = make_sources()
+    sources.set_folders([tmp_path])
+    indexed(sources, tmp_path)
+    if opened:
+        path = tmp_path / "app/hdrs.py"
+        sources.document_opened(path.as_uri(), path, "app/hdrs.py", "python", hdrs)
+    query = ContextQuery("k", tmp_path / "app/main.py", "app/main.py", "python", main,
+                         len(main))
+    text = next(s.text for s in sources.select(query, 2000) if s.kind == "outline")
+    assert "CONTENT_ENCODING: str" in text and len(text) <= 1000
+    assert text.startswith("HEADER_000: str")  # then the others from the top
+    lines = text.splitlines()
+    assert lines == sorted(lines, key=lambda line: hdrs.index(line))  # the file's order
 
 
 def test_repo_name_is_the_folder_holding_the_file(sources, project):

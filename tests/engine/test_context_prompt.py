@@ -134,6 +134,30 @@ async def test_the_budget_drops_the_least_important_first_and_keeps_the_windows_
         await engine.close()
 
 
+@pytest.mark.parametrize("fim", [None, "codellama"])
+async def test_with_a_block_the_window_above_is_context_prefix_lines(tmp_path, fim):
+    """The block sits near the cursor: with one, the window keeps `context_prefix_lines`
+    lines (on the grid); without one, `prefix_lines`."""
+    engine = await loaded(tmp_path, fim, prefix_lines=256, context_prefix_lines=32)
+    try:
+        above = "".join(f"value_{i} = {i}\n" for i in range(200))
+        builder = engine.backend._builder
+        alone = builder.build(above + LINE, "\n", PY, "pkg/main.py", 16)
+        with_block = builder.build(above + LINE, "\n", PY, "pkg/main.py", 16, context=BLOCK)
+        assert alone.prefix_lines == 200
+        assert 32 <= with_block.prefix_lines < 32 + 16  # from a line on the 16-line grid
+        text = text_of(engine, with_block.tokens)
+        assert "value_199 = 199" in text and "value_150 = 150" not in text
+        # The engine-server backends cut their window the same way.
+        texts = TextPromptBuilder(4096, 256, 64, context_tokens=1024, context_prefix_lines=32)
+        kept = texts.build(above + LINE, "", PY, "pkg/main.py", 16, fim=False, context=BLOCK)
+        assert kept.above.count("\n") == with_block.prefix_lines
+        assert texts.build(above + LINE, "", PY, "pkg/main.py", 16,
+                           fim=False).above.count("\n") == 200
+    finally:
+        await engine.close()
+
+
 async def test_a_completion_reports_what_the_block_took(tmp_path):
     engine = await loaded(tmp_path, "qwen")
     try:

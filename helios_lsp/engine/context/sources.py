@@ -33,7 +33,7 @@ from helios_lsp.engine.context.documents import Document, Documents, RecentEdits
 from helios_lsp.engine.context.filetypes import grammar_for
 from helios_lsp.engine.context.resolve import Files, resolve
 from helios_lsp.engine.context.secret_names import is_secret
-from helios_lsp.engine.context.tokens import identifiers, token_ids
+from helios_lsp.engine.context.tokens import identifiers, token_ids, words
 from helios_lsp.engine.context.types import ContextLimits, ContextQuery, Snippet
 from helios_lsp.engine.context.workspace import IndexedFile, WorkspaceIndex
 
@@ -215,6 +215,7 @@ class _Selection:
         self.used = 0
         self.texts: set[str] = set()
         self.edit_lines: dict[str, list[tuple[int, int]]] = {}
+        self.at_cursor: set[str] = set()
 
     def _path_from_name(self, name: str) -> str | None:
         """An HTTP client's relative file name, found in a workspace folder."""
@@ -309,6 +310,9 @@ class _Selection:
                 else:
                     others.append(target)
         used.sort()
+        # The module the cursor's own line names (`hdrs.` being typed) may take the whole
+        # outlines' share: the name the user wants is one of its definitions.
+        self.at_cursor = {t for d, _, t in used if d == 0}
         return [t for _, _, t in used], others
 
     def _exists(self, path: str) -> bool:
@@ -322,18 +326,21 @@ class _Selection:
     def _outlines(self, targets: list[str], budget: int) -> int:
         used = 0
         per_file = int(self.budget * OUTLINE_FILE_SHARE)
+        near_start = _lines_back(self.query.text, self.query.cursor, NEAR_LINES)
+        near = words(self.query.text[near_start:self.query.cursor])
         for target in targets:
             if len([s for s in self.picked if s.kind == "outline"]) >= OUTLINES:
                 break
             doc = self.doc_by_path.get(target)
             path = self._shown_path(target, doc)
-            limit = min(per_file, budget - used)
+            limit = budget - used if target in self.at_cursor else min(per_file, budget - used)
             room = max(limit - len(path), 0)
             if doc is not None:
-                text: str | None = self._parsed(doc).outline(room)
+                text: str | None = self._parsed(doc).outline(room, near)
             else:
                 entry = self.workspace.lookup(target)
-                text = self.workspace.file_outline(entry, room) if entry is not None else None
+                text = (self.workspace.file_outline(entry, room, near) if entry is not None
+                        else None)
             if not text:
                 continue
             before = self.used

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
 import tree_sitter
 import tree_sitter_language_pack
+
+from helios_lsp.engine.context import tokens
 
 # Grammars the library parses, by the names tree-sitter-language-pack gives them.
 GRAMMARS = (
@@ -85,8 +88,8 @@ class FileSyntax:
     chunks: tuple[tuple[int, int], ...]  # (first line, last line), inclusive, in file order
     has_error: bool = False
 
-    def outline(self, max_chars: int | None = None) -> str:
-        return render_outline(self.definitions, max_chars)
+    def outline(self, max_chars: int | None = None, near: Collection[str] = ()) -> str:
+        return fit_outline(outline_levels(self.definitions), max_chars, near)
 
 
 # --- parsing -------------------------------------------------------------------------
@@ -713,20 +716,33 @@ def outline_levels(defs: Sequence[Definition]) -> tuple[str, str, str]:
     return full, no_fields, top
 
 
-def fit_outline(levels: Sequence[str], max_chars: int | None = None) -> str:
+def fit_outline(levels: Sequence[str], max_chars: int | None = None,
+                near: Collection[str] = ()) -> str:
     """The fullest of the `outline_levels` that fits max_chars, else the last one cut
-    to whole lines that fit."""
+    to whole lines that fit: first the lines whose names share words (tokens.words) with
+    `near` (the code at the cursor), most shared first, then the others from the top; in
+    their order in the file."""
     for text in levels:
         if max_chars is None or len(text) <= max_chars:
             return text
-    out: list[str] = []
+    lines = levels[-1].splitlines(keepends=True)
+    shared = [0] * len(lines)
+    if near:
+        line_words = [tokens.words(line.split("=", 1)[0]) for line in lines]
+        # A word on most lines (METH_, Final) tells none of them apart.
+        common = Counter(w for ws in line_words for w in ws)
+        rare = {w for w in near if 0 < common[w] <= max(1, len(lines) // 4)}
+        shared = [len(ws & rare) for ws in line_words]
+    kept: set[int] = set()
     used = 0
-    for line in levels[-1].splitlines(keepends=True):
-        if used + len(line) > max_chars:
+    for i in sorted(range(len(lines)), key=lambda i: (-shared[i], i)):
+        if used + len(lines[i]) > max_chars:
+            if shared[i]:
+                continue  # a shorter one further down may still fit
             break
-        out.append(line)
-        used += len(line)
-    return "".join(out)
+        kept.add(i)
+        used += len(lines[i])
+    return "".join(lines[i] for i in sorted(kept))
 
 
 def _render(defs: Sequence[Definition], level: int) -> Iterator[str]:

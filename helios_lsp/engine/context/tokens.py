@@ -27,6 +27,19 @@ def identifiers(text: str) -> list[str]:
     return [t for t in _IDENTIFIER.findall(text) if len(t) > 1 and t not in STOP_WORDS]
 
 
+_SUBWORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def words(text: str) -> set[str]:
+    """The words identifiers are made of, lowercased (`CONTENT_ENCODING`, `contentEncoding`
+    -> content, encoding), shorter than three letters and keywords left out: what ties a
+    definition's name to code that talks about the same thing."""
+    out: set[str] = set()
+    for name in identifiers(text):
+        out.update(w.lower() for w in _SUBWORD.findall(name) if len(w) > 2)
+    return out - STOP_WORDS
+
+
 def token_ids(text: str) -> set[int]:
     """The distinct identifiers of a text as stable 32-bit ids (CRC-32 of the name): the
     index keeps numbers, not strings, and the same text always gives the same ids."""

@@ -270,13 +270,14 @@ class WorkspaceIndex:
         found = self._read_back(entry)
         return found[0].decode("utf-8", "replace") if found is not None else None
 
-    def file_outline(self, entry: IndexedFile, max_chars: int) -> str | None:
+    def file_outline(self, entry: IndexedFile, max_chars: int,
+                     near: Collection[str] = ()) -> str | None:
         """A workspace file's outline cut to max_chars: kept from indexing when the file
         was parsed whole then, else parsed now (and cached while the file is unchanged).
         None when the file changed since it was indexed."""
         if entry.outline is not None:
             levels = zlib.decompress(entry.outline).decode().split("\0")
-            return syntax.fit_outline(levels, max_chars)
+            return syntax.fit_outline(levels, max_chars, near)
         key = (entry.path, entry.mtime_ns, entry.size)
         with self.lock:
             cached = self._outlines.get(key)
@@ -292,7 +293,7 @@ class WorkspaceIndex:
                 self._outlines[key] = cached
                 while len(self._outlines) > _OUTLINE_CACHE:
                     self._outlines.popitem(last=False)
-        return syntax.fit_outline(cached, max_chars)
+        return syntax.fit_outline(cached, max_chars, near)
 
     def top_chunks(
         self, tokens: Collection[int], files: int, exclude_paths: Collection[str]

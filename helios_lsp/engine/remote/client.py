@@ -183,7 +183,8 @@ class RemoteEngine(TaskBackend, ABC):
         self.info = await self.describe()
         self._builder = TextPromptBuilder(self.info.n_ctx, self.settings.prefix_lines,
                                           self.settings.suffix_lines,
-                                          context_tokens=self.settings.context_tokens)
+                                          context_tokens=self.settings.context_tokens,
+                                          context_prefix_lines=self.settings.context_prefix_lines)
         return f"{self.kind} at {self.public_url}; {self.info.prompt_mode}"
 
     def report(self) -> dict[str, Any]:
