@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from helios_lsp import __version__
+from helios_lsp.heap import settle
 from helios_lsp.logsafe import OneLineFormatter, sanitize
 from helios_lsp.settings import Settings, describe_error
 
@@ -113,10 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from http_api.serve import serve
 
+        settle()
         return serve(settings)
     if args.command == "lsp":
         from helios_lsp.lsp.main import run
 
+        settle()
         return run(settings, http=not args.no_http)
     if args.command == "models":
         return _models(settings)

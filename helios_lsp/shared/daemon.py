@@ -50,6 +50,7 @@ from helios_lsp.engine import (
     ModelError,
     ModelNotLoadedError,
 )
+from helios_lsp.heap import settle
 from helios_lsp.settings import Settings
 from helios_lsp.shared.paths import EnginePaths, Peer, engine_key, peer_of
 
@@ -337,4 +338,5 @@ def main() -> int:
         log.info("another shared engine %s is running: nothing to do", paths.key)
         return 0
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # no terminal to lose
+    settle()
     return asyncio.run(serve(settings, paths))
