@@ -413,11 +413,14 @@ def summarize(result: dict[str, Any], index: dict[str, Any] | None = None) -> di
 
 def _in_prompt(r: dict[str, Any], key: str) -> bool:
     """Whether the last prompt's files include the file `r[key]` names (S or F): its path
-    relative to the package's directory (the workspace folder), or a longer path or URI
-    ending with it."""
+    relative to the package's directory (the workspace folder), or an absolute path or URI
+    ending with the package's name and that path (`r[key]` less `_rel`). Another file of
+    the same name in a subfolder (`v1/mypy.py` for `mypy.py`) is not it."""
     rel = r.get(key)
+    full = r.get(key.removesuffix("_rel"))
     return bool(rel) and any(
-        isinstance(f, str) and (f.removeprefix("./") == rel or f.endswith("/" + rel))
+        isinstance(f, str) and (f.removeprefix("./") == rel or (
+            (f.startswith("/") or ":" in f) and bool(full) and f.endswith("/" + full)))
         for f in (r.get("last_prompt") or {}).get("files") or [])
 
 

@@ -222,3 +222,13 @@ def test_an_index_is_ready_with_files_or_after_indexing_was_seen():
     assert not crossfile.index_ready(ready, False, 1.0)  # maybe not picked up yet
     assert crossfile.index_ready(ready, True, 0)
     assert crossfile.index_ready(ready, False, crossfile.STALE_READY)
+
+
+def test_a_file_of_the_same_name_in_a_subfolder_is_not_the_file():
+    r = {"file_rel": "mypy.py", "file": "pydantic/mypy.py",
+         "last_prompt": {"files": ["v1/mypy.py", "main.py"]}}
+    assert not crossfile._in_prompt(r, "file_rel")
+    r["last_prompt"]["files"].append("/tmp/ws/pydantic/mypy.py")
+    assert crossfile._in_prompt(r, "file_rel")
+    assert crossfile._in_prompt({"sibling_rel": "sub/s.py", "last_prompt": {"files": [
+        "./sub/s.py"]}}, "sibling_rel")
