@@ -41,6 +41,7 @@ import signal
 import tempfile
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -269,16 +270,16 @@ def run(ctx: Context, files: list[SourceFile], interval: float, pause: float,
 
     cfg = ctx.config
 
-    def work(part: str, prefetching: bool):
-        return {
-            "replay": lambda c: replay.run(c, replay_segments(
-                files, cfg.segments, cfg.segment_chars, cfg.seed, cfg.max_prefix_chars)),
-            "jumps": lambda c: jumps.run(c, jump_plan(
-                files, cfg.jumps, cfg.jump_files, cfg.seed, cfg.max_prefix_chars), pause,
-                prefetching),
-            "trimmed-file": lambda c: trimmed.run(c, reading="file"),
-            "trimmed-sent": lambda c: trimmed.run(c, reading="sent"),
-        }[part]
+    # Each part, given the context and whether the client sends POST /prefetch.
+    work = {
+        "replay": lambda c, prefetching: replay.run(c, replay_segments(
+            files, cfg.segments, cfg.segment_chars, cfg.seed, cfg.max_prefix_chars)),
+        "jumps": lambda c, prefetching: jumps.run(c, jump_plan(
+            files, cfg.jumps, cfg.jump_files, cfg.seed, cfg.max_prefix_chars), pause,
+            prefetching),
+        "trimmed-file": lambda c, prefetching: trimmed.run(c, reading="file"),
+        "trimmed-sent": lambda c, prefetching: trimmed.run(c, reading="sent"),
+    }
 
     levers = {k: v for k, v in os.environ.items() if k.startswith("BENCH_HELIOS_")}
     out: dict[str, Any] = {"interval": interval, "pause": pause, "prefetch": prefetch,
@@ -301,13 +302,14 @@ def run(ctx: Context, files: list[SourceFile], interval: float, pause: float,
                 role: {"pids": {"server": h.pid, "engine": h.engine_pid},
                        "calibration": _calibrate(h), "parts": {}}
                 for role, h in servers.items()}
+            contexts = {role: _CpuContext(config=cfg, model=ctx.model, tmp=ctx.tmp, http=h,
+                                          started=ctx.started) for role, h in servers.items()}
             for part in parts:
                 for role, helios in servers.items():  # taking turns: noise hits both alike
                     ctx.log(f"cpu ({mode}, {role}): {part}")
-                    cctx = _CpuContext(config=cfg, model=ctx.model, tmp=ctx.tmp, http=helios,
-                                       started=ctx.started)
+                    prefetching = prefetch and role == "helios"
                     res[role]["parts"][part] = _measure(
-                        helios, work(part, prefetch and role == "helios"), cctx)
+                        helios, partial(work[part], prefetching=prefetching), contexts[role])
             out["modes"][mode] = res
         finally:
             for helios in servers.values():
@@ -391,8 +393,6 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     rows = []
     per_read: dict[str, float] = {}
     for mode, res in result.get("modes", {}).items():
-        if "helios" not in res:  # a run from before the reference existed
-            res = {"helios": res}
         ours, need = res["helios"], res.get("need")
         per_read[mode] = ours["calibration"]["per_read"]
         for part, m in ours["parts"].items():

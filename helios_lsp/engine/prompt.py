@@ -138,7 +138,7 @@ class PromptBuilder:
                            if line else [])
             room = budget - len(fixed) - 2 - len(suffix_tokens) - line_tokens_reserve
             above_tokens, n_lines = self._above(above, room, first_line, cut,
-                                                self._lines(block))
+                                                self.window_lines(bool(block)))
             tokens = (fixed + above_tokens + [self.fim.suffix] + suffix_tokens
                       + [self.fim.middle] + line_tokens)
             return Prompt(tokens, True, n_lines, len(block), files)
@@ -147,7 +147,7 @@ class PromptBuilder:
         fixed += block + (self.encode(header) if header else [])
         room = budget - len(fixed) - line_tokens_reserve
         above_text, n_lines = self.window_above(above, room, first_line, cut,
-                                                self._lines(block))
+                                                self.window_lines(bool(block)))
         body = self.encode(above_text + line)
         # Only a pathological line can overflow: keep its end (the part next to the cursor).
         body = self._tail(body, budget - len(fixed))
@@ -155,9 +155,9 @@ class PromptBuilder:
 
     # --- the context block ----------------------------------------------------------
 
-    def _lines(self, block: list[int] | tuple[object, ...]) -> int:
+    def window_lines(self, with_block: bool) -> int:
         """Lines of the window above the cursor: fewer when a context block precedes it."""
-        return self.context_prefix_lines if block else self.prefix_lines
+        return self.context_prefix_lines if with_block else self.prefix_lines
 
     @property
     def _repo_layout(self) -> bool:

@@ -71,9 +71,8 @@ class TextPromptBuilder:
         room = budget - sum(len(approx_tokens(t)) for t in (header, line, kept_suffix))
         room -= sum(len(approx_tokens(repo_piece(s))) for s in snippets) if repo_layout else (
             len(approx_tokens(context_text)) if context_text else 0)
-        window, _ = self._window.window_above(
-            above, room, first_line, cut,
-            self._window.context_prefix_lines if snippets else None)
+        window, _ = self._window.window_above(above, room, first_line, cut,
+                                              self._window.window_lines(bool(snippets)))
         return TextPrompt(header, window, line, kept_suffix, snippets, context_text,
                           context.repo if context is not None else "", filename)
 

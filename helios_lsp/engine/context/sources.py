@@ -216,6 +216,10 @@ class _Selection:
         self.texts: set[str] = set()
         self.edit_lines: dict[str, list[tuple[int, int]]] = {}
         self.at_cursor: set[str] = set()
+        # The words of the lines just above the cursor: a cut outline keeps the
+        # definitions that share them.
+        cursor = max(0, min(query.cursor, len(query.text)))
+        self.near_words = words(query.text[_lines_back(query.text, cursor, NEAR_LINES):cursor])
 
     def _path_from_name(self, name: str) -> str | None:
         """An HTTP client's relative file name, found in a workspace folder."""
@@ -326,8 +330,7 @@ class _Selection:
     def _outlines(self, targets: list[str], budget: int) -> int:
         used = 0
         per_file = int(self.budget * OUTLINE_FILE_SHARE)
-        near_start = _lines_back(self.query.text, self.query.cursor, NEAR_LINES)
-        near = words(self.query.text[near_start:self.query.cursor])
+        near = self.near_words
         for target in targets:
             if len([s for s in self.picked if s.kind == "outline"]) >= OUTLINES:
                 break

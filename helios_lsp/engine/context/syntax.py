@@ -89,7 +89,7 @@ class FileSyntax:
     has_error: bool = False
 
     def outline(self, max_chars: int | None = None, near: Collection[str] = ()) -> str:
-        return fit_outline(outline_levels(self.definitions), max_chars, near)
+        return render_outline(self.definitions, max_chars, near)
 
 
 # --- parsing -------------------------------------------------------------------------
@@ -701,13 +701,14 @@ def definitions(
     return _Extractor(grammar, lines, src).items(tree.root_node.named_children, 0)
 
 
-def render_outline(defs: Sequence[Definition], max_chars: int | None = None) -> str:
+def render_outline(defs: Sequence[Definition], max_chars: int | None = None,
+                   near: Collection[str] = ()) -> str:
     """Signatures in order, bodies left out; members indented under their container.
 
     A long outline is cut to fit `max_chars`: first members' fields go, then members,
     then trailing definitions; the text is always whole lines.
     """
-    return fit_outline(outline_levels(defs), max_chars)
+    return fit_outline(outline_levels(defs), max_chars, near)
 
 
 def outline_levels(defs: Sequence[Definition]) -> tuple[str, str, str]:
