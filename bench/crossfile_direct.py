@@ -80,8 +80,8 @@ class Blocks:
                              language=case.language, text=case.document,
                              cursor=len(case.prefix))
         try:
-            return ContextBlock(sources.select(query, self.budget),
-                                repo=sources.repo_name(query))
+            snippets, names = sources.choose(query, self.budget)
+            return ContextBlock(snippets, repo=sources.repo_name(query), names=names)
         finally:
             sources.document_closed(uri)
             if config == "open":

@@ -17,6 +17,7 @@ shared engine uses the block it is given.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import OrderedDict
@@ -171,12 +172,17 @@ class CrossFile:
             log.exception("choosing the context block failed")
             return None
         current = state.pending or state.in_use
-        if block == current:
-            return None
+        same_prompt = dataclasses.replace(block, names=current.names) == current
         # At the same place, a pause changes the block only when the imported modules (or
         # their outlines) did:
         # re-ranked chunks alone are not worth evaluating the whole prompt again.
-        if not moved and _outlines(block) == _outlines(current) and current.snippets:
+        if same_prompt or (not moved and _outlines(block) == _outlines(current)
+                           and current.snippets):
+            # The names are not in the prompt: they change at once, with nothing to warm.
+            if state.pending is not None:
+                state.pending = dataclasses.replace(state.pending, names=block.names)
+            else:
+                state.in_use = dataclasses.replace(state.in_use, names=block.names)
             return None
         state.pending = block
         state.chosen_at = time.monotonic()
@@ -189,9 +195,12 @@ class CrossFile:
     def put_in_use(self, doc: DocKey, block: ContextBlock | None) -> bool:
         """`block` is warm now: requests in `doc` use it if it is the one pending."""
         state = self._docs.get(doc)
-        if state is None or block is None or state.pending != block:
+        pending = state.pending if state is not None else None
+        # Its names may have changed meanwhile (_adopt): they are not in the prompt.
+        if pending is None or block is None or (
+                dataclasses.replace(pending, names=block.names) != block):
             return False
-        state.in_use, state.pending = block, None
+        state.in_use, state.pending = pending, None
         return True
 
     # --- choosing (in a worker thread) --------------------------------------------------
@@ -205,11 +214,12 @@ class CrossFile:
         query = ContextQuery(key=source_key(doc), path=path, name=inp.filename,
                              language=inp.language, text=inp.prefix + inp.suffix,
                              cursor=len(inp.prefix))
-        snippets = sources.select(query, self.settings.context_tokens * CHARS_PER_TOKEN)
+        snippets, names = sources.choose(query,
+                                         self.settings.context_tokens * CHARS_PER_TOKEN)
         log.debug("context for a document: %d snippets from %d files in %.1f ms",
                   len(snippets), len({s.path for s in snippets}),
                   (time.perf_counter() - started) * 1000)
-        return ContextBlock(tuple(snippets), repo=sources.repo_name(query))
+        return ContextBlock(tuple(snippets), repo=sources.repo_name(query), names=names)
 
     # --- reporting ----------------------------------------------------------------------
 

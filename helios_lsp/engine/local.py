@@ -20,6 +20,7 @@ from helios_lsp.engine.languages import Language, detect
 from helios_lsp.engine.model import LoadedModel
 from helios_lsp.engine.model_probe import check_model_file, default_cache_dir
 from helios_lsp.engine.model_source import ResolvedModel, resolve_model
+from helios_lsp.engine.names import steer_for
 from helios_lsp.engine.postprocess import Cleaner, analyse
 from helios_lsp.engine.prompt import Prompt, PromptBuilder
 from helios_lsp.engine.stats import EngineStats
@@ -132,6 +133,7 @@ class LocalBackend(Backend):
                 time_budget=self.settings.time_budget, cancelled=job.is_cancelled,
                 should_stop=lambda text: cleaner.cut(text) is not None,
                 min_prob=self.settings.min_token_prob,
+                steer=steer_for(inp.prefix, inp.context),
             )
         finally:
             self.stats.answer_cpu_seconds += time.process_time() - cpu

@@ -26,6 +26,7 @@ from helios_lsp.engine.errors import CompletionFailedError, JobCancelledError, M
 from helios_lsp.engine.fim import FimTokens, detect_fim
 from helios_lsp.engine.kv_states import KvStates
 from helios_lsp.engine.model_source import ResolvedModel
+from helios_lsp.engine.names import NameSteer
 from helios_lsp.engine.text import Unsure, WordGuard, without_last_word
 from helios_lsp.engine.types import StopReason
 from helios_lsp.settings import Settings
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 _TOP_K = 40
 _TOP_P = 0.95
+# Bytes that continue a name (non-ASCII ones too: a name may hold letters of any script).
+_NAME_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$"
+                        ) | frozenset(range(0x80, 0x100))
 
 
 @dataclass
@@ -141,6 +145,7 @@ class LoadedModel:
         order = sorted(range(self.n_vocab), key=pieces.__getitem__)
         self._sorted_pieces = [pieces[t] for t in order]
         self._sorted_ids = np.asarray(order, dtype=np.int64)
+        self._longest_piece = max(map(len, pieces), default=0)
         self._rng = np.random.default_rng(settings.seed)
         self.bos: int | None = None
         if self.llm.metadata.get("tokenizer.ggml.add_bos_token", "true") != "false":
@@ -154,6 +159,10 @@ class LoadedModel:
             self.llm.metadata, self.single_token, self.token_text
         )
         self.stop_tokens = frozenset(self.fim.stop if self.fim else ())
+        # Tokens that may follow a whole name (NameSteer): text not continuing it, or the end.
+        self._ends_name = np.fromiter((bool(p) and p[0] not in _NAME_BYTES for p in pieces),
+                                      dtype=bool, count=self.n_vocab)
+        self._ends_name[[t for t in range(self.n_vocab) if not pieces[t] and self.is_end(t)]] = True
 
     # --- vocabulary -----------------------------------------------------------
 
@@ -208,6 +217,27 @@ class LoadedModel:
             for token in self._by_piece.get(pending[:k], ()):
                 starts[token] = True
         return starts
+
+    def _spelling_mask(self, rests: tuple[str, ...]) -> np.ndarray:
+        """Token ids that spell on towards one of `rests` (what a name still lacks): a
+        piece that begins a rest, or holds a whole rest and then a byte no name has; for
+        a name already whole (""), a piece that does not continue it, or the end."""
+        allowed = self._ends_name.copy() if "" in rests else np.zeros(self.n_vocab, dtype=bool)
+        ids: list[int] = []
+        pieces = self._sorted_pieces
+        for rest in rests:
+            spelled = rest.encode("utf-8")
+            if not spelled:
+                continue
+            for k in range(1, min(len(spelled), self._longest_piece) + 1):
+                ids.extend(self._by_piece.get(spelled[:k], ()))
+            lo = bisect.bisect_left(pieces, spelled)
+            hi = bisect.bisect_right(pieces, spelled, lo=lo, key=lambda p: p[: len(spelled)])
+            ids.extend(int(self._sorted_ids[i]) for i in range(lo, hi)
+                       if len(pieces[i]) > len(spelled)
+                       and pieces[i][len(spelled)] not in _NAME_BYTES)
+        allowed[ids] = True
+        return allowed
 
     def _heal_point(self, prompt: list[int]) -> bytes:
         """The bytes of the prompt's last token when generation should re-create it.
@@ -307,15 +337,19 @@ class LoadedModel:
         cancelled: Callable[[], bool],
         should_stop: Callable[[str], bool],
         min_prob: float = 0.0,
+        steer: NameSteer | None = None,
     ) -> Decoded:
         """Evaluate `prompt`, then generate until an end token, `max_tokens`, `time_budget`
         seconds of generation, `should_stop(text so far)`, or (once some text is there) a
         token the model gives less than `min_prob` (a word begun is finished, or taken back).
+        With `steer`, the text begins with one of its names (the steered tokens are never
+        "unsure": the model chose the likeliest of the allowed ones); the prompt is not
+        healed then, the steer spells the name from where the prompt ends.
 
         Raises JobCancelledError as soon as `cancelled()` turns true."""
         if len(prompt) + max_tokens > self.n_ctx:
             raise CompletionFailedError("the prompt does not fit in the model's context")
-        out = Decoded(healed=self._heal_point(prompt))
+        out = Decoded(healed=self._heal_point(prompt) if steer is None else b"")
         if out.healed:
             prompt = prompt[:-1]
         try:
@@ -325,9 +359,13 @@ class LoadedModel:
             produced = b""
             guard = WordGuard()
             for _ in range(max_tokens + (1 if out.healed else 0)):
-                allowed = None
+                allowed, steered = None, False
                 if len(produced) < len(out.healed):
                     allowed = self._healing_mask(out.healed[len(produced):])
+                elif steer is not None:
+                    rests = steer.rests(produced.decode("utf-8", "ignore"))
+                    if rests is not None:
+                        allowed, steered = self._spelling_mask(rests), True
                 token, prob = self._pick(self._last_logits(), temperature, allowed)
                 if self.is_end(token):
                     out.stop_reason = StopReason.EOG
@@ -335,7 +373,8 @@ class LoadedModel:
                 piece = self.piece(token)
                 verdict = guard.step(produced[-4:].decode("utf-8", "ignore"),
                                      piece[:4].decode("utf-8", "ignore"),
-                                     prob < min_prob and len(produced) > len(out.healed))
+                                     prob < min_prob and len(produced) > len(out.healed)
+                                     and not steered)
                 if verdict is not Unsure.GO_ON:
                     if verdict is Unsure.TAKE_BACK:
                         out.take_back_word()

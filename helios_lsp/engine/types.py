@@ -26,6 +26,9 @@ class ContextBlock:
 
     snippets: tuple[Snippet, ...] = ()
     repo: str = ""  # the workspace folder's name, for models trained with repository names
+    # (a name bound to a module near the cursor, the names that module offers): after
+    # `hdrs.` a suggestion is kept on one of them (engine/names.py). Not in the prompt.
+    names: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def files(self) -> tuple[str, ...]:

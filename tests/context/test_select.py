@@ -295,3 +295,39 @@ def test_a_cut_outline_keeps_what_the_code_at_the_cursor_talks_about(make_source
 
 def test_repo_name_is_the_folder_holding_the_file(sources, project):
     assert sources.repo_name(_main_query(project)) == project.name
+
+
+def test_choose_gives_the_names_of_the_modules_used_near_the_cursor(sources, project):
+    """`tasks` (from . import tasks) is the module: its names; `compute_invoice_total`
+    (from .billing import ...) is one of billing's names, not a module: none for it."""
+    snippets, names = sources.choose(_main_query(project), 4000)
+    assert snippets == sources.select(_main_query(project), 4000)
+    assert names == (("tasks", ("MAX_RETRIES", "Task", "schedule", "time")),)
+
+
+def test_names_come_from_the_open_buffer_and_only_from_closed_modules(sources, project):
+    path = project / "pkg/tasks.py"
+    sources.document_opened(path.as_uri(), path, "pkg/tasks.py", "python",
+                            TASKS + "\nUNSAVED = 1\n")
+    assert dict(sources.choose(_main_query(project), 4000)[1])["tasks"][0] == "MAX_RETRIES"
+    assert "UNSAVED" in dict(sources.choose(_main_query(project), 4000)[1])["tasks"]
+    sources.document_opened(path.as_uri(), path, "pkg/tasks.py", "python",
+                            TASKS + "\nfrom os import *\n")
+    assert sources.choose(_main_query(project), 4000)[1] == ()  # anything may be in it now
+
+
+def test_javascript_require_binds_the_module(make_sources, tmp_path):
+    write_tree(tmp_path, {
+        "lib/entry-index.js": "module.exports.insert = insert\nmodule.exports.find = find\n"
+                              "function insert () {}\nfunction find () {}\n",
+        "lib/put.js": "const index = require('./entry-index')\n"
+                      "const { find } = require('./entry-index')\n\nindex.",
+    })
+    sources = make_sources()
+    sources.set_folders([tmp_path])
+    indexed(sources, tmp_path)
+    text = (tmp_path / "lib/put.js").read_text()
+    query = ContextQuery("k", tmp_path / "lib/put.js", "lib/put.js", "javascript", text,
+                         len(text))
+    # `index` is the module; `find`, destructured, is one of its names: none for it.
+    assert sources.choose(query, 4000)[1] == (("index", ("find", "insert")),)

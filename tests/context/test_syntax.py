@@ -92,6 +92,9 @@ def test_python():
         (("..pkg.mod.d", "..pkg.mod"), ("d",)),
         (("a.b.c2", "a.b"), ("c2",)),
     ]
+    # What the names are bound to: the module (`import os`, `import a.b as ab`), a submodule
+    # or a member as the files decide (`from . import tasks`).
+    assert [i.binds for i in parsed.imports] == ["module", "module", *["either"] * 6]
     f = parsed.definitions[1]
     assert (f.start, f.end) == (9, 15)  # the decorator line starts it
 
@@ -146,6 +149,10 @@ def test_javascript_and_typescript(grammar):
         (("./z",), ("z",)),
         (("./pq",), ("p", "qq")),
     ]
+    # Bound to the module itself: `import * as ns` and `z = require('./z')`; the others
+    # bind what a module exports.
+    assert [i.binds for i in parsed.imports] == [
+        "names", "names", "module", "module", "module", "names"]
 
 
 @pytest.mark.parametrize("grammar", ["c", "cpp"])

@@ -146,6 +146,10 @@ async def test_an_open_buffer_wins_over_the_file_on_disk(lsp: StartLsp, isolated
         prompt = await ask_with_block(client, main, 4, 16, engine)
         assert "def buffer_only_name(items):" in prompt
         assert "disk_only_name" not in prompt
+        # After `util.` the suggestion is kept on util's names (the buffer's): llama-server
+        # gets them as a grammar.
+        body = [b for b in engine.posted("/completion") if b.get("stream") is not False][-1]
+        assert body["grammar"].startswith('root ::= ("buffer_only_name") ')
 
 
 MARKERS = ("ENV_SECRET_MARKER_7F3", "IGNORED_MARKER_51C", "OUTSIDE_MARKER_9D2",

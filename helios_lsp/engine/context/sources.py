@@ -12,21 +12,25 @@ least important first, most important last, nearest the cursor):
 
 Each part has a share of the budget it may not exceed; what one leaves unused goes to
 the chunks. A snippet costs len(path) + len(text) characters. The same inputs (documents,
-edits, workspace on disk and in the index) always give the same tuple.
+edits, workspace on disk and in the index) always give the same tuple. `choose` also
+gives the names each module bound near the cursor offers (`hdrs` -> CONTENT_LENGTH, ...),
+for the engine to keep a `hdrs.` suggestion on them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helios_lsp.engine.context import syntax
+from helios_lsp.engine.context import exports, syntax
 from helios_lsp.engine.context.chunk_index import idf, length_factor
 from helios_lsp.engine.context.doc_syntax import ParsedDocuments
 from helios_lsp.engine.context.documents import Document, Documents, RecentEdits, normalise
@@ -51,6 +55,10 @@ CHUNK_FILES = 8  # files chunks are taken from at most
 CHUNK_SHARE = 0.35  # of the budget, for one chunk
 CHUNK_MIN_RATIO = 0.3  # chunks scoring below this fraction of the best are left out
 OPEN_DOCUMENTS = 20  # open documents compared at most (most recently used)
+NAMED_MODULES = 3  # modules bound near the cursor whose names are given at most
+_NAMES_CACHE = 32  # modules' names kept (by path and text) between selections
+
+ModuleNames = tuple[str, tuple[str, ...]]  # a name bound to a module, and the names it offers
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +89,7 @@ class ContextSources:
         self._workspace = WorkspaceIndex(self.limits)
         self._selects = 0
         self._last_select_ms: float | None = None
+        self._names: OrderedDict[tuple[str, int, int], frozenset[str] | None] = OrderedDict()
 
     # --- workspace -----------------------------------------------------------------------
 
@@ -140,11 +149,19 @@ class ContextSources:
 
     def select(self, query: ContextQuery, budget_chars: int) -> tuple[Snippet, ...]:
         """The snippets for a completion in `query`'s document, least important first."""
+        return self.choose(query, budget_chars)[0]
+
+    def choose(self, query: ContextQuery, budget_chars: int
+               ) -> tuple[tuple[Snippet, ...], tuple[ModuleNames, ...]]:
+        """The snippets (as `select`), and the names offered by the modules whose bound
+        name is used near the cursor (nearest first; only modules whose names can all be
+        known, see exports.py)."""
         started = time.perf_counter()
         try:
             if budget_chars <= 0:
-                return ()
-            return _Selection(self, query, budget_chars).run()
+                return (), ()
+            selection = _Selection(self, query, budget_chars)
+            return selection.run(), selection.module_names()
         finally:
             elapsed = (time.perf_counter() - started) * 1000
             with self._lock:
@@ -178,6 +195,21 @@ class ContextSources:
 
     def _is_secret(self, name: str) -> bool:
         return is_secret(name, self.limits.secret_globs)
+
+    def _module_names(self, path: str, language: str, text: str) -> frozenset[str] | None:
+        """exports.module_names, kept while the file's text is the same."""
+        key = (path, len(text), hash(text))
+        with self._lock:
+            if key in self._names:
+                self._names.move_to_end(key)
+                return self._names[key]
+        grammar = grammar_for(language, path)
+        found = exports.module_names(text, grammar, path) if grammar is not None else None
+        with self._lock:
+            self._names[key] = found
+            while len(self._names) > _NAMES_CACHE:
+                self._names.popitem(last=False)
+        return found
 
     def _snapshot(self) -> tuple[list[Document], list[tuple[str, int]]]:
         with self._lock:
@@ -216,6 +248,7 @@ class _Selection:
         self.texts: set[str] = set()
         self.edit_lines: dict[str, list[tuple[int, int]]] = {}
         self.at_cursor: set[str] = set()
+        self.modules: list[tuple[str, str]] = []  # (bound name, file) used near the cursor
         # The words of the lines just above the cursor: a cut outline keeps the
         # definitions that share them.
         cursor = max(0, min(query.cursor, len(query.text)))
@@ -302,9 +335,12 @@ class _Selection:
         used: list[tuple[int, int, str]] = []
         others: list[str] = []
         seen: set[str] = set()
+        modules: list[tuple[int, str, str]] = []
         for imp in found:
             targets = resolve(imp, grammar, self.current_path, root, files)
             near = [distance[n] for n in imp.names if n in distance]
+            if near and targets and self._binds_module(imp, grammar, root, files, targets[0]):
+                modules.append((near[0], imp.names[0], targets[0]))
             for target in targets:
                 if target in seen or self.sources._is_secret(target):
                     continue
@@ -317,7 +353,40 @@ class _Selection:
         # The module the cursor's own line names (`hdrs.` being typed) may take the whole
         # outlines' share: the name the user wants is one of its definitions.
         self.at_cursor = {t for d, _, t in used if d == 0}
+        self.modules = [(name, target) for _, name, target in sorted(modules)]
         return [t for _, _, t in used], others
+
+    def _binds_module(self, imp: syntax.Import, grammar: str, root: str | None, files: Files,
+                      target: str) -> bool:
+        """Whether the import's one bound name is the module `target` itself (`hdrs` in
+        `from . import hdrs`, not `helper` in `from .helpers import helper`)."""
+        if len(imp.names) != 1 or imp.binds == "names":
+            return False
+        if imp.binds == "module":
+            return True
+        first = dataclasses.replace(imp, modules=imp.modules[:1])  # "either": p.x is a file
+        return resolve(first, grammar, self.current_path, root, files)[:1] == (target,)
+
+    def module_names(self) -> tuple[ModuleNames, ...]:
+        """(bound name, the names its module offers) for the modules bound near the
+        cursor, nearest first; modules whose names cannot all be known are left out."""
+        out: list[ModuleNames] = []
+        for name, target in self.modules[:NAMED_MODULES]:
+            if self.sources._is_secret(target):
+                continue
+            doc = self.doc_by_path.get(target)
+            if doc is not None:
+                text: str | None = doc.text
+                language = doc.language
+            else:
+                entry = self.workspace.lookup(target)
+                text = self.workspace.read_text(entry) if entry is not None else None
+                language = entry.language if entry is not None else ""
+            names = (self.sources._module_names(target, language, text)
+                     if text is not None else None)
+            if names:
+                out.append((name, tuple(sorted(names))))
+        return tuple(out)
 
     def _exists(self, path: str) -> bool:
         return path in self.doc_by_path or self.workspace.lookup(path) is not None

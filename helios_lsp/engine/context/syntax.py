@@ -77,6 +77,10 @@ class Import:
     modules: tuple[str, ...]
     names: tuple[str, ...]
     line: int
+    # What `names` are bound to: "module" the module itself (`import x as y`,
+    # `const x = require('./x')`, `import * as x`), "either" a submodule or a member as the
+    # files decide (Python's `from p import x`), "names" what the module defines.
+    binds: str = "names"
 
 
 @dataclass(frozen=True, slots=True)
@@ -820,10 +824,12 @@ def _python_imports(src: bytes, node: tree_sitter.Node) -> Iterator[Import]:
         for name in node.children_by_field_name("name"):
             if name.type == "aliased_import":
                 module = _text(src, name.child_by_field_name("name"))
-                yield Import((module,), (_text(src, name.child_by_field_name("alias")),), line)
+                yield Import((module,), (_text(src, name.child_by_field_name("alias")),), line,
+                             "module")
             else:
-                module = _text(src, name)
-                yield Import((module,), (module.split(".")[0],), line)
+                module = _text(src, name)  # `import a.b` binds `a`, not a.b
+                yield Import((module,), (module.split(".")[0],), line,
+                             "names" if "." in module else "module")
         return
     module_node = node.child_by_field_name("module_name")
     module = "".join(_text(src, module_node).split())
@@ -838,7 +844,7 @@ def _python_imports(src: bytes, node: tree_sitter.Node) -> Iterator[Import]:
             name = name.child_by_field_name("name")
         imported = _text(src, name)
         sub = module + imported if module.endswith(".") else f"{module}.{imported}"
-        yield Import((sub, module), (alias or imported.split(".")[-1],), line)
+        yield Import((sub, module), (alias or imported.split(".")[-1],), line, "either")
 
 
 def _js_imports(src: bytes, node: tree_sitter.Node) -> Iterator[Import]:
@@ -852,27 +858,32 @@ def _js_imports(src: bytes, node: tree_sitter.Node) -> Iterator[Import]:
         if source is None or source.type != "string":
             return
         names: list[str] = []
+        binds = "names"
         parent = node.parent
+        whole = parent is not None and parent.type == "variable_declarator"
         while parent is not None and parent.type in ("await_expression", "member_expression"):
             parent = parent.parent
         if parent is not None and parent.type == "variable_declarator":
             target = parent.child_by_field_name("name")
             if target is not None and target.type == "identifier":
                 names.append(_text(src, target))
+                binds = "module" if whole else "names"  # not `require('./x').y`
             elif target is not None:
                 names.extend(_pattern_names(src, target))
-        yield Import((_string_value(src, source),), tuple(names), line)
+        yield Import((_string_value(src, source),), tuple(names), line, binds)
         return
     source = node.child_by_field_name("source")
     if source is None:
         return
     names = []
+    namespace = False
     for child in node.named_children:
         if child.type == "import_clause":
             for part in child.named_children:
                 if part.type == "identifier":
                     names.append(_text(src, part))
                 elif part.type == "namespace_import":
+                    namespace = True
                     names.extend(
                         _text(src, c) for c in part.named_children if c.type == "identifier"
                     )
@@ -881,7 +892,8 @@ def _js_imports(src: bytes, node: tree_sitter.Node) -> Iterator[Import]:
                         if spec.type == "import_specifier":
                             alias = spec.child_by_field_name("alias")
                             names.append(_text(src, alias or spec.child_by_field_name("name")))
-    yield Import((_string_value(src, source),), tuple(names), line)
+    binds = "module" if namespace and len(names) == 1 else "names"
+    yield Import((_string_value(src, source),), tuple(names), line, binds)
 
 
 def _pattern_names(src: bytes, pattern: tree_sitter.Node) -> list[str]:

@@ -30,6 +30,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from helios_lsp.engine.backend import BackendInfo, TaskBackend, confidence_of
 from helios_lsp.engine.errors import CompletionFailedError, EngineUnreachableError
 from helios_lsp.engine.languages import Language
+from helios_lsp.engine.names import steer_for
 from helios_lsp.engine.postprocess import Cleaner
 from helios_lsp.engine.stats import EngineStats
 from helios_lsp.engine.text import Unsure, WordGuard, without_last_word
@@ -124,6 +125,7 @@ class RemoteEngine(TaskBackend, ABC):
     kind = "remote"
     # Whether the server can be made to start its answer with given text (see generate).
     heals = False
+    steers = False  # the request keeps `module.` on the module's names (engine/names.py)
 
     def __init__(self, settings: Settings, stats: EngineStats):
         assert settings.engine_url is not None
@@ -289,6 +291,7 @@ class RemoteEngine(TaskBackend, ABC):
         prompt, heal = self.prompt_for(inp, lang, max_tokens)
         path, body = self.request(prompt, inp, max_tokens, inp.temperature, heal)
         out = Generated(context_files=tuple(dict.fromkeys(s.path for s in prompt.context)))
+        steer = steer_for(inp.prefix, inp.context) if self.steers else None
         raw = ""
         received = 0
         guard = WordGuard()
@@ -322,9 +325,10 @@ class RemoteEngine(TaskBackend, ABC):
                     for piece in event.pieces:
                         if deadline is None:
                             deadline = time.monotonic() + time_budget
+                        steered = steer is not None and steer.rests(out.text) is not None
                         verdict = guard.step(out.text, piece.text, bool(
                             piece.prob is not None and piece.prob < min_prob
-                            and out.text.strip()))
+                            and out.text.strip() and not steered))
                         if verdict is not Unsure.GO_ON:
                             if verdict is Unsure.TAKE_BACK:
                                 out.text = without_last_word(out.text)

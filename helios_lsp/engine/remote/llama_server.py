@@ -10,6 +10,7 @@ from typing import Any
 from helios_lsp.engine.backend import Warmed
 from helios_lsp.engine.errors import CompletionFailedError, EngineUnreachableError
 from helios_lsp.engine.languages import detect
+from helios_lsp.engine.names import gbnf, steer_for
 from helios_lsp.engine.remote.client import (
     MODEL_NAME_LIMIT,
     Event,
@@ -30,6 +31,7 @@ _STOP_TYPES = {"eos": StopReason.EOG, "word": StopReason.EOG, "limit": StopReaso
 class LlamaServerEngine(RemoteEngine):
     kind = "llama-server"
     heals = True  # a grammar makes the answer start with the backed-off whitespace
+    steers = True  # a grammar keeps `module.` on the module's names (engine/names.py)
 
     @property
     def repo_layout(self) -> bool:  # type: ignore[override]
@@ -110,9 +112,12 @@ class LlamaServerEngine(RemoteEngine):
             "timings_per_token": True,  # prompt tokens evaluated and cached, early
             "seed": self.settings.seed,
         }
+        steer = steer_for(inp.prefix, inp.context)
         if heal:  # a newline, spaces and tabs: GBNF escapes for the first and last
             literal = heal.replace("\n", "\\n").replace("\t", "\\t")
             body["grammar"] = 'root ::= "' + literal + '" [^\\x00]*'
+        elif steer is not None:  # after `module.`: one of the module's names
+            body["grammar"] = gbnf(steer)
         if self.info is not None and self.info.fim is not None:
             # The cursor's line goes after FIM-middle (`prompt`): typing on a line keeps
             # everything before it in the server's cache.
