@@ -21,3 +21,14 @@ def settle() -> None:
     gc.collect()
     gc.freeze()
     sys.setswitchinterval(SWITCH_INTERVAL)
+
+
+def freeze_survivors() -> None:
+    """Put what survived since the last freeze out of the collector's sight too: the
+    workspace index's entries, and what the process made after start-up (the model, the
+    server). During a 5,000-file index a full collection scanning them stopped the event
+    loop for 47 ms, and one just after it for 63 ms (measured in `helios lsp`). The young
+    generations are collected first, so their cyclic garbage is freed, not kept; garbage
+    already in the oldest generation is kept (full collections found 0-351 objects)."""
+    gc.collect(1)
+    gc.freeze()

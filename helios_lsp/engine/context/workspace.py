@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from helios_lsp import heap
 from helios_lsp.engine.context import syntax
 from helios_lsp.engine.context.chunk_index import ChunkIndex
 from helios_lsp.engine.context.filetypes import grammar_for, language_of
@@ -37,7 +38,9 @@ log = logging.getLogger(__name__)
 
 _BINARY_PROBE = 8 << 10  # a NUL byte in the first 8 KiB makes a file binary
 _TEXT_CACHE_BYTES = 4 << 20  # file texts read back for chunks, kept for the next request
-_TRIM_EVERY = 100  # files indexed between two hand-backs of freed memory
+# Files indexed between two hand-backs of freed memory, and between two freezes of what
+# survived (heap.freeze_survivors: no full collection rescans it)
+_TRIM_EVERY = 100
 _OUTLINE_CACHE = 32  # outlines of large files (parsed on demand), kept
 _OUTLINE_PIECE_BYTES = 128 << 10  # larger files are parsed in pieces for their outline
 
@@ -570,6 +573,7 @@ class WorkspaceIndex:
         self._freeze(final=False)
         if self._since_trim >= _TRIM_EVERY:
             self._since_trim = 0
+            heap.freeze_survivors()
             release_free_memory()
 
     def _refresh_path(self, path: str) -> None:
