@@ -15,6 +15,7 @@ import os
 import tree_sitter
 
 from helios_lsp.engine.context import syntax
+from helios_lsp.engine.context.syntax import _text
 
 MAX_NAMES = 2000  # a generated giant offers more than any prompt could use
 
@@ -47,10 +48,6 @@ def module_names(text: str, grammar: str, path: str = "") -> frozenset[str] | No
     if not names or len(names) > MAX_NAMES:
         return None
     return frozenset(names)
-
-
-def _text(src: bytes, node: tree_sitter.Node | None) -> str:
-    return "" if node is None else src[node.start_byte:node.end_byte].decode("utf-8", "replace")
 
 
 # --- Python ----------------------------------------------------------------------------

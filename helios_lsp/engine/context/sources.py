@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,15 +196,18 @@ class ContextSources:
     def _is_secret(self, name: str) -> bool:
         return is_secret(name, self.limits.secret_globs)
 
-    def _module_names(self, path: str, language: str, text: str) -> frozenset[str] | None:
-        """exports.module_names, kept while the file's text is the same."""
-        key = (path, len(text), hash(text))
+    def _module_names(self, key: tuple[str, int, int], language: str,
+                      read: Callable[[], str | None]) -> frozenset[str] | None:
+        """exports.module_names of the file key[0], kept while `key` (its path and length
+        and hash, or size and mtime) is the same: `read` is called only on a miss."""
         with self._lock:
             if key in self._names:
                 self._names.move_to_end(key)
                 return self._names[key]
+        path = key[0]
         grammar = grammar_for(language, path)
-        found = exports.module_names(text, grammar, path) if grammar is not None else None
+        text = read() if grammar is not None else None
+        found = exports.module_names(text, grammar, path) if text is not None else None
         with self._lock:
             self._names[key] = found
             while len(self._names) > _NAMES_CACHE:
@@ -339,7 +342,8 @@ class _Selection:
         for imp in found:
             targets = resolve(imp, grammar, self.current_path, root, files)
             near = [distance[n] for n in imp.names if n in distance]
-            if near and targets and self._binds_module(imp, grammar, root, files, targets[0]):
+            if (near and targets and not self.sources._is_secret(targets[0])
+                    and self._binds_module(imp, grammar, root, files, targets[0])):
                 modules.append((near[0], imp.names[0], targets[0]))
             for target in targets:
                 if target in seen or self.sources._is_secret(target):
@@ -372,18 +376,18 @@ class _Selection:
         cursor, nearest first; modules whose names cannot all be known are left out."""
         out: list[ModuleNames] = []
         for name, target in self.modules[:NAMED_MODULES]:
-            if self.sources._is_secret(target):
-                continue
             doc = self.doc_by_path.get(target)
+            entry = self.workspace.lookup(target) if doc is None else None
             if doc is not None:
-                text: str | None = doc.text
-                language = doc.language
+                text = doc.text
+                names = self.sources._module_names((target, len(text), hash(text)),
+                                                   doc.language, lambda text=text: text)
+            elif entry is not None:
+                names = self.sources._module_names(
+                    (target, entry.mtime_ns, entry.size), entry.language,
+                    lambda entry=entry: self.workspace.read_text(entry))
             else:
-                entry = self.workspace.lookup(target)
-                text = self.workspace.read_text(entry) if entry is not None else None
-                language = entry.language if entry is not None else ""
-            names = (self.sources._module_names(target, language, text)
-                     if text is not None else None)
+                names = None
             if names:
                 out.append((name, tuple(sorted(names))))
         return tuple(out)

@@ -30,7 +30,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from helios_lsp.engine.backend import BackendInfo, TaskBackend, confidence_of
 from helios_lsp.engine.errors import CompletionFailedError, EngineUnreachableError
 from helios_lsp.engine.languages import Language
-from helios_lsp.engine.names import steer_for
+from helios_lsp.engine.names import NameSteer, steer_for
 from helios_lsp.engine.postprocess import Cleaner
 from helios_lsp.engine.stats import EngineStats
 from helios_lsp.engine.text import Unsure, WordGuard, without_last_word
@@ -210,9 +210,11 @@ class RemoteEngine(TaskBackend, ABC):
 
     @abstractmethod
     def request(self, prompt: TextPrompt, inp: CompletionInput, max_tokens: int,
-                temperature: float, heal: str) -> tuple[str, dict[str, Any]]:
+                temperature: float, heal: str, steer: NameSteer | None = None
+                ) -> tuple[str, dict[str, Any]]:
         """(path, JSON body) of a streaming completion request whose answer starts with
-        `heal` (only asked of servers that can: `heals`)."""
+        `heal`, and then one of `steer`'s names (each only asked of servers that can:
+        `heals`, `steers`)."""
 
     @abstractmethod
     def parse(self, event: dict[str, Any]) -> Event: ...
@@ -289,9 +291,9 @@ class RemoteEngine(TaskBackend, ABC):
             raise self.unreachable("not connected yet")
         max_tokens = min(max_tokens, max(1, self.info.n_ctx // 2))
         prompt, heal = self.prompt_for(inp, lang, max_tokens)
-        path, body = self.request(prompt, inp, max_tokens, inp.temperature, heal)
-        out = Generated(context_files=tuple(dict.fromkeys(s.path for s in prompt.context)))
         steer = steer_for(inp.prefix, inp.context) if self.steers else None
+        path, body = self.request(prompt, inp, max_tokens, inp.temperature, heal, steer)
+        out = Generated(context_files=tuple(dict.fromkeys(s.path for s in prompt.context)))
         raw = ""
         received = 0
         guard = WordGuard()

@@ -10,7 +10,7 @@ from typing import Any
 from helios_lsp.engine.backend import Warmed
 from helios_lsp.engine.errors import CompletionFailedError, EngineUnreachableError
 from helios_lsp.engine.languages import detect
-from helios_lsp.engine.names import gbnf, steer_for
+from helios_lsp.engine.names import NameSteer, gbnf
 from helios_lsp.engine.remote.client import (
     MODEL_NAME_LIMIT,
     Event,
@@ -105,14 +105,14 @@ class LlamaServerEngine(RemoteEngine):
         return Warmed(evaluated if isinstance(evaluated, int) else 0, True)
 
     def request(self, prompt: TextPrompt, inp: CompletionInput, max_tokens: int,
-                temperature: float, heal: str) -> tuple[str, dict[str, Any]]:
+                temperature: float, heal: str, steer: NameSteer | None = None
+                ) -> tuple[str, dict[str, Any]]:
         body: dict[str, Any] = {
             "n_predict": max_tokens, "temperature": temperature, "top_k": _TOP_K,
             "top_p": _TOP_P, "cache_prompt": True, "stream": True, "n_probs": 1,
             "timings_per_token": True,  # prompt tokens evaluated and cached, early
             "seed": self.settings.seed,
         }
-        steer = steer_for(inp.prefix, inp.context)
         if heal:  # a newline, spaces and tabs: GBNF escapes for the first and last
             literal = heal.replace("\n", "\\n").replace("\t", "\\t")
             body["grammar"] = 'root ::= "' + literal + '" [^\\x00]*'

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from helios_lsp.engine.errors import CompletionFailedError
+from helios_lsp.engine.names import NameSteer
 from helios_lsp.engine.remote.client import (
     MODEL_NAME_LIMIT,
     Event,
@@ -70,7 +71,8 @@ class OpenAIEngine(RemoteEngine):
                           reason)
 
     def request(self, prompt: TextPrompt, inp: CompletionInput, max_tokens: int,
-                temperature: float, heal: str) -> tuple[str, dict[str, Any]]:
+                temperature: float, heal: str, steer: NameSteer | None = None
+                ) -> tuple[str, dict[str, Any]]:
         assert self.info is not None
         if self.template is not None:
             # Other files: in the repository layout (prompt.context) or as comment blocks
